@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/ipa-oci/ipa-oci/images"
+	"github.com/spf13/cobra"
+)
+
+func newInspectCmd(g *globalOptions) *cobra.Command {
+	var (
+		asJSON bool
+		reg    registryFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "inspect REF",
+		Short: "Show an ipa-oci index: digests, platforms, sizes, annotations, referrers, Ironic settings",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := images.Inspect(cmd.Context(), args[0], reg.options(g, cmd)...)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(in)
+			}
+			printInspection(cmd.OutOrStdout(), in)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	reg.add(cmd)
+	return cmd
+}
+
+func printInspection(w io.Writer, in *images.Inspection) {
+	fmt.Fprintf(w, "Reference: %s\nIndex:     %s (%d bytes)\n", in.Ref, in.Index.Digest, in.Index.Size)
+	keys := make([]string, 0, len(in.Annotations))
+	for k := range in.Annotations {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %s: %s\n", k, in.Annotations[k])
+	}
+	for _, p := range in.Platforms {
+		fmt.Fprintf(w, "\nPlatform linux/%s\n", p.Arch)
+		for _, f := range p.Files {
+			fmt.Fprintf(w, "  %-10s %s\n", f.Component, f.Name)
+			fmt.Fprintf(w, "    manifest %s\n    layer    %s (%d bytes)\n", f.Manifest.Digest, f.Layer.Digest, f.Layer.Size)
+		}
+		if len(p.Ironic) > 0 {
+			fmt.Fprintf(w, "  Ironic settings:\n    deploy_kernel=%s\n    deploy_ramdisk=%s\n", p.Ironic["deploy_kernel"], p.Ironic["deploy_ramdisk"])
+		}
+	}
+	fmt.Fprintf(w, "\nReferrers: %d\n", len(in.Referrers))
+	for _, r := range in.Referrers {
+		fmt.Fprintf(w, "  %s %s (%d bytes)\n", r.ArtifactType, r.Digest, r.Size)
+	}
+}

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/ipa-oci/ipa-oci/images"
+	"github.com/spf13/cobra"
+)
+
+func newVerifyCmd(g *globalOptions) *cobra.Command {
+	var (
+		against string
+		reg     registryFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "verify DIR [--against REF]",
+		Short: "Recompute the digests of pulled files; with --against, compare with the registry",
+		Long: `Verify recomputes every file's sha256 against DIR/ipa-oci.json and SHA256SUMS and, with
+--against, against what REF holds now. It exits 1 and names each mismatch; 2 if it cannot run.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bad, err := images.Verify(cmd.Context(), args[0], against, reg.options(g, cmd)...)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			for _, m := range bad {
+				fmt.Fprintf(cmd.OutOrStdout(), "MISMATCH %s\n", m)
+			}
+			if len(bad) > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("verify %s: %d mismatch(es)", args[0], len(bad))}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "OK %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&against, "against", "", "also compare with this registry reference")
+	reg.add(cmd)
+	return cmd
+}

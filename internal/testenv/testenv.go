@@ -1,0 +1,128 @@
+// Package testenv starts the real components the tests run against: a CNCF Distribution
+// registry process, and the pinned Go tools (oras, crane) built from go.mod's tool block.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// RepoRoot returns the repository's top directory (where go.mod is).
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+var buildMu sync.Mutex
+
+// Tool returns the path of a tool pinned in go.mod (registry, oras, crane), building it into
+// .bin/ if scripts/setup-test-env.sh has not already.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	pkgs := map[string]string{
+		"registry": "github.com/distribution/distribution/v3/cmd/registry",
+		"oras":     "oras.land/oras/cmd/oras",
+		"crane":    "github.com/google/go-containerregistry/cmd/crane",
+	}
+	root := RepoRoot(t)
+	bin := filepath.Join(root, ".bin", name)
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	cmd := exec.Command("go", "build", "-o", bin, pkgs[name])
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	return bin
+}
+
+// FreePort returns a free TCP port on 127.0.0.1.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Registry is a running Distribution registry process.
+type Registry struct {
+	Host    string // 127.0.0.1:PORT
+	Storage string // its filesystem storage root
+	cmd     *exec.Cmd
+	log     *bytes.Buffer
+}
+
+// StartRegistry starts a real CNCF Distribution registry on a random loopback port, storing
+// into a temporary directory, and stops it when the test ends.
+func StartRegistry(t testing.TB) *Registry {
+	t.Helper()
+	bin := Tool(t, "registry")
+	dir := t.TempDir()
+	port := FreePort(t)
+	cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:%d
+`, filepath.Join(dir, "data"), port)
+	cfgPath := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", port), Storage: filepath.Join(dir, "data"), log: &bytes.Buffer{}}
+	r.cmd = exec.Command(bin, "serve", cfgPath)
+	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("start registry: %v", err)
+	}
+	t.Cleanup(func() {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+		if t.Failed() {
+			t.Logf("registry log:\n%s", r.log.String())
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		resp, err := http.Get("http://" + r.Host + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return r
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("registry did not answer on %s: %v\n%s", r.Host, err, r.log.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

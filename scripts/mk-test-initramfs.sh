@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# mk-test-initramfs.sh — assemble the boot-test initramfs: busybox-static, kernel modules,
+# the project's own rootfs overlay (buildroot-external/board/ipa/rootfs-overlay: the very
+# init scripts the Buildroot image runs) and a STAND-IN agent installed as
+# /usr/bin/ironic-python-agent -> ipa-standin-agent (kernel-config/testdata/). Not an IPA
+# image: there is no Python and no real agent in it.
+#
+#   scripts/mk-test-initramfs.sh MODULES_ROOT OUTPUT [EXTRA_DIR]
+#
+# MODULES_ROOT holds lib/modules/<version>/ (the `modules` directory that
+# scripts/kernel-build.sh produces). EXTRA_DIR, if given, is copied over the result last.
+# OUTPUT is a gzip-compressed newc cpio, preceded by a tiny uncompressed cpio with
+# /dev/console (so no root or fakeroot is needed to make the device node).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+[ $# -ge 2 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
+MODULES=$1 OUT=$2 EXTRA=${3:-}
+BUSYBOX=${BUSYBOX:-/bin/busybox}
+OVERLAY=$ROOT/buildroot-external/board/ipa/rootfs-overlay
+STANDIN=$ROOT/kernel-config/testdata/ipa-standin-agent
+die() { printf 'mk-test-initramfs: %s\n' "$*" >&2; exit 1; }
+
+[ -d "$MODULES/lib/modules" ] || die "$MODULES/lib/modules missing: pass the modules directory of scripts/kernel-build.sh build"
+[ -x "$BUSYBOX" ] || die "$BUSYBOX missing: apt-get install busybox-static (scripts/setup-test-env.sh)"
+"$BUSYBOX" --list-full >/dev/null || die "$BUSYBOX is not a busybox binary"
+if command -v ldd >/dev/null && ldd "$BUSYBOX" 2>&1 | grep -q '=>'; then
+	die "$BUSYBOX is dynamically linked; install busybox-static"
+fi
+
+stage=$(mktemp -d "${TMPDIR:-/tmp}/ipa-test-initramfs.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+cd "$stage"
+mkdir -p bin sbin usr/bin usr/sbin lib etc proc sys run tmp var/log root dev
+cp "$BUSYBOX" bin/busybox
+for a in $(bin/busybox --list-full); do
+	[ -e "$a" ] || [ -L "$a" ] || ln -s /bin/busybox "$a"
+done
+cp -a "$MODULES/lib/modules" lib/
+cp -a "$OVERLAY/." .
+# /init exactly as Buildroot's fs/cpio/init (2025.02) adds it to a cpio rootfs.
+cat >init <<'INIT'
+#!/bin/sh
+# devtmpfs does not get automounted for initramfs
+/bin/mount -t devtmpfs devtmpfs /dev
+if (exec 0</dev/console) 2>/dev/null; then
+    exec 0</dev/console
+    exec 1>/dev/console
+    exec 2>/dev/console
+fi
+exec /sbin/init "$@"
+INIT
+chmod 0755 init
+install -m 0755 "$STANDIN" usr/bin/ipa-standin-agent
+ln -sf ipa-standin-agent usr/bin/ironic-python-agent
+echo ipa >etc/hostname
+printf 'root:x:0:0:root:/root:/bin/sh\n' >etc/passwd
+printf 'root:x:0:\ntty:x:5:\n' >etc/group
+: >etc/resolv.conf
+[ -z "$EXTRA" ] || cp -a "$EXTRA/." .
+
+# newc entry writer for the device-node archive.
+entry() { # entry INO MODE RDEVMAJOR RDEVMINOR NAME
+	local n=$(( ${#5} + 1 ))
+	printf '070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X' \
+		"$1" "$2" 0 0 1 0 0 0 0 "$3" "$4" "$n" 0
+	printf '%s\0' "$5"
+	# header (110) + name padded to a multiple of 4
+	local pad=$(( (4 - (110 + n) % 4) % 4 ))
+	head -c "$pad" /dev/zero
+}
+tmp=$OUT.tmp.$$
+{
+	entry 1 $((0040755)) 0 0 dev
+	entry 2 $((0020600)) 5 1 dev/console
+	entry 3 0 0 0 'TRAILER!!!'
+	# pad the archive to 512 bytes like cpio does
+} >"$tmp.dev"
+sz=$(stat -c %s "$tmp.dev")
+head -c $(( (512 - sz % 512) % 512 )) /dev/zero >>"$tmp.dev"
+find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible | gzip -n -6 >"$tmp.main"
+cat "$tmp.dev" "$tmp.main" >"$tmp"
+rm -f "$tmp.dev" "$tmp.main"
+mv "$tmp" "$OUT"

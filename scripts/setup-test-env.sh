@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# setup-test-env.sh — install and start everything the test suite needs on a fresh
+# Debian machine that has only Go, gcc, git and apt. Idempotent: re-running is cheap.
+#
+#   apt packages : Docker engine (docker.io), debootstrap, QEMU + OVMF + iPXE ROMs,
+#                  Linux 6.12 source, busybox-static, cpio/xz/zstd, curl
+#   Docker       : starts dockerd (overlay2, falls back to vfs) when no engine answers
+#   base image   : ipa-oci/debian-base:bookworm from debootstrap (no registry pulls here)
+#   Go tools     : registry (CNCF Distribution), oras, crane — pinned by go.mod's tool block,
+#                  built into .bin/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+log() { printf 'setup-test-env: %s\n' "$*" >&2; }
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+PKGS=(docker.io debootstrap qemu-system-x86 qemu-utils ovmf ipxe-qemu linux-source-6.12
+      busybox-static cpio xz-utils zstd curl bc flex bison libelf-dev libssl-dev make gcc
+      iproute2 kmod procps)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- Docker engine -----------------------------------------------------------------------
+if ! docker version >/dev/null 2>&1; then
+  log "starting dockerd"
+  for driver in overlay2 vfs; do
+    $SUDO sh -c "nohup dockerd --storage-driver=$driver --iptables=false --ip6tables=false --bridge=none \
+      >/var/log/ipa-oci-dockerd.log 2>&1 &"
+    for _ in $(seq 1 60); do
+      docker version >/dev/null 2>&1 && break
+      sleep 0.5
+    done
+    if docker version >/dev/null 2>&1; then log "dockerd up ($driver)"; break; fi
+    log "dockerd with $driver did not come up; see /var/log/ipa-oci-dockerd.log"
+    $SUDO pkill dockerd || true; sleep 1
+  done
+  docker version >/dev/null 2>&1 || { log "no Docker engine"; exit 1; }
+fi
+
+# --- base image from debootstrap ---------------------------------------------------------
+BASE_IMAGE=ipa-oci/debian-base:bookworm
+if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+  MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+  dir=$(mktemp -d /tmp/ipa-oci-debootstrap.XXXXXX)
+  log "debootstrap bookworm from $MIRROR"
+  $SUDO debootstrap --variant=minbase bookworm "$dir" "$MIRROR" >/tmp/ipa-oci-debootstrap.log 2>&1
+  # Make the rootfs tar deterministic enough for a stable image.
+  $SUDO tar --sort=name --mtime=@0 --numeric-owner -C "$dir" -c . | docker import - "$BASE_IMAGE" >/dev/null
+  $SUDO rm -rf "$dir"
+fi
+
+# --- Go tools pinned in go.mod ---------------------------------------------------------
+mkdir -p "$ROOT/.bin"
+need_build=0
+for t in registry oras crane; do [ -x "$ROOT/.bin/$t" ] || need_build=1; done
+if [ $need_build -eq 1 ] || [ go.mod -nt "$ROOT/.bin/registry" ]; then
+  log "building Go tools (registry, oras, crane) from go.mod"
+  go build -o "$ROOT/.bin/" github.com/distribution/distribution/v3/cmd/registry \
+    oras.land/oras/cmd/oras github.com/google/go-containerregistry/cmd/crane
+fi
+log "ready"
