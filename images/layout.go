@@ -118,6 +118,9 @@ func (l *layoutTarget) PushBlob(ctx context.Context, b Blob) error {
 	if st, err := os.Stat(dst); err == nil && st.Size() == b.Descriptor.Size {
 		return nil
 	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("%s: %w", l, err)
+	}
 	var src io.ReadCloser
 	if b.Data != nil {
 		src = io.NopCloser(bytesReader(b.Data))

@@ -180,7 +180,9 @@ func buildInfos(ctx context.Context, t Target, subject digest.Digest) (map[strin
 	}
 	out := map[string][]byte{}
 	for _, d := range refs {
-		if d.ArtifactType != ArtifactTypeBuildInfo {
+		// Some registries report the config media type as the artifactType (go-containerregistry's
+		// in-memory registry does): look inside those manifests too.
+		if d.ArtifactType != ArtifactTypeBuildInfo && d.ArtifactType != "" && d.ArtifactType != ocispec.MediaTypeEmptyJSON {
 			continue
 		}
 		_, raw, err := t.FetchManifest(ctx, d.Digest.String())
@@ -188,7 +190,13 @@ func buildInfos(ctx context.Context, t Target, subject digest.Digest) (map[strin
 			return nil, err
 		}
 		var m ocispec.Manifest
-		if err := json.Unmarshal(raw, &m); err != nil || len(m.Layers) != 1 {
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, fmt.Errorf("referrer %s: %w", d.Digest, err)
+		}
+		if m.ArtifactType != ArtifactTypeBuildInfo {
+			continue
+		}
+		if len(m.Layers) != 1 {
 			return nil, fmt.Errorf("build info %s: not a single-layer manifest", d.Digest)
 		}
 		data, err := fetchSmallBlob(ctx, t, m.Layers[0])

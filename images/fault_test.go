@@ -1,0 +1,207 @@
+package images_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipa-oci/ipa-oci/images"
+	"github.com/ipa-oci/ipa-oci/internal/testenv"
+	"github.com/opencontainers/go-digest"
+)
+
+// faultFixture is a real registry holding v1 and v2 of an artifact, a proxy in front of it,
+// and a DIR already serving v1.
+type faultFixture struct {
+	proxy          *faultProxy
+	ref            string // through the proxy
+	dir            string
+	v1k, v1i       string
+	v2k, v2i       string
+	v2InitramfsHex string
+}
+
+func newFaultFixture(t *testing.T) *faultFixture {
+	t.Helper()
+	reg := testenv.StartRegistry(t)
+	f := &faultFixture{proxy: newFaultProxy(t, reg.Host), dir: t.TempDir()}
+	direct := reg.Host + "/ipa/agent:stable"
+	f.ref = f.proxy.Host() + "/ipa/agent:stable"
+	f.v1k, f.v1i = pushFake(t, direct, "v1", 1<<20)
+	if _, err := images.Pull(context.Background(), f.ref, images.PullOptions{Dest: f.dir}, fastRetry()...); err != nil {
+		t.Fatalf("pull v1: %v", err)
+	}
+	f.v2k, f.v2i = pushFake(t, direct, "v2", 3<<20)
+	d, _, err := fileSHA(f.v2i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.v2InitramfsHex = d.Encoded()
+	f.proxy.reset()
+	return f
+}
+
+func fastRetry() []images.Option {
+	return []images.Option{images.WithRetry(3, 10*time.Millisecond)}
+}
+
+func fileSHA(p string) (digest.Digest, int64, error) {
+	b, err := os.ReadFile(p)
+	return digest.FromBytes(b), int64(len(b)), err
+}
+
+func (f *faultFixture) partials(t *testing.T) []string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(f.dir, ".ipa-oci", "partial", "*.part"))
+	return m
+}
+
+func TestPullRetries500s(t *testing.T) {
+	f := newFaultFixture(t)
+	f.proxy.set(func(p *faultProxy) { p.blobSuffix, p.fail500 = f.v2InitramfsHex, 2 })
+	res, err := images.Pull(context.Background(), f.ref, images.PullOptions{Dest: f.dir}, fastRetry()...)
+	if err != nil {
+		t.Fatalf("pull through two 500s: %v", err)
+	}
+	if !res.Updated {
+		t.Fatal("pull did not update")
+	}
+	assertServes(t, f.dir, f.v2k, f.v2i)
+	gets := 0
+	for _, r := range f.proxy.seen() {
+		if r.Method == "GET" && strings.HasSuffix(r.Path, f.v2InitramfsHex) {
+			gets++
+		}
+	}
+	if gets != 3 {
+		t.Fatalf("initramfs blob GETs = %d, want 3 (two 500s, one success)", gets)
+	}
+}
+
+func TestPullGivesUpOn500sAndKeepsOldFiles(t *testing.T) {
+	f := newFaultFixture(t)
+	f.proxy.set(func(p *faultProxy) { p.blobSuffix, p.fail500 = f.v2InitramfsHex, 100 })
+	_, err := images.Pull(context.Background(), f.ref, images.PullOptions{Dest: f.dir}, fastRetry()...)
+	if err == nil || !strings.Contains(err.Error(), "Internal Server Error") {
+		t.Fatalf("pull against a failing registry: err = %v, want the 500 named", err)
+	}
+	assertServes(t, f.dir, f.v1k, f.v1i)
+}
+
+func TestPullResumesCutConnection(t *testing.T) {
+	f := newFaultFixture(t)
+	f.proxy.set(func(p *faultProxy) { p.blobSuffix, p.cutAfter = f.v2InitramfsHex, 1<<20 })
+	if _, err := images.Pull(context.Background(), f.ref, images.PullOptions{Dest: f.dir}, fastRetry()...); err != nil {
+		t.Fatalf("pull through a cut connection: %v", err)
+	}
+	assertServes(t, f.dir, f.v2k, f.v2i)
+	var ranges []string
+	for _, r := range f.proxy.seen() {
+		if r.Method == "GET" && strings.HasSuffix(r.Path, f.v2InitramfsHex) {
+			ranges = append(ranges, r.Range)
+		}
+	}
+	if len(ranges) != 2 || ranges[0] != "" || !strings.HasPrefix(ranges[1], "bytes=") || ranges[1] == "bytes=0-" {
+		t.Fatalf("initramfs requests' Range headers = %q, want a full GET then a resume from the cut", ranges)
+	}
+	if p := f.partials(t); len(p) != 0 {
+		t.Fatalf("partial files left after success: %v", p)
+	}
+}
+
+func TestPullInterruptedThenResumedOnNextRun(t *testing.T) {
+	f := newFaultFixture(t)
+	f.proxy.set(func(p *faultProxy) { p.blobSuffix, p.cutAfter = f.v2InitramfsHex, 2<<20 })
+	noRetry := images.WithRetry(0, time.Millisecond)
+	_, err := images.Pull(context.Background(), f.ref, images.PullOptions{Dest: f.dir}, noRetry)
+	if err == nil {
+		t.Fatal("pull with a cut connection and no retries succeeded")
+	}
+	assertServes(t, f.dir, f.v1k, f.v1i)
+	parts := f.partials(t)
+	if len(parts) != 1 {
+		t.Fatalf("partial files = %v, want the interrupted initramfs", parts)
+	}
+	st, _ := os.Stat(parts[0])
+	if st.Size() == 0 || st.Size() > 2<<20 {
+		t.Fatalf("partial file holds %d bytes, want the bytes before the cut", st.Size())
+	}
+	f.proxy.reset()
+	if _, err := images.Pull(context.Background(), f.ref, images.PullOptions{Dest: f.dir}); err != nil {
+		t.Fatalf("resumed pull: %v", err)
+	}
+	assertServes(t, f.dir, f.v2k, f.v2i)
+	var resumed bool
+	for _, r := range f.proxy.seen() {
+		if strings.HasSuffix(r.Path, f.v2InitramfsHex) && r.Method == "GET" {
+			resumed = r.Range == "bytes="+itoa(st.Size())+"-"
+		}
+	}
+	if !resumed {
+		t.Fatalf("next run did not resume from byte %d: requests %+v", st.Size(), f.proxy.seen())
+	}
+}
+
+func TestPullRejectsCorruptedBlob(t *testing.T) {
+	f := newFaultFixture(t)
+	f.proxy.set(func(p *faultProxy) { p.blobSuffix, p.corruptAt = f.v2InitramfsHex, 12345 })
+	_, err := images.Pull(context.Background(), f.ref, images.PullOptions{Dest: f.dir}, fastRetry()...)
+	if !errors.Is(err, images.ErrDigestMismatch) || !strings.Contains(err.Error(), f.v2InitramfsHex) {
+		t.Fatalf("pull of a corrupted blob: err = %v, want a digest mismatch naming the blob", err)
+	}
+	assertServes(t, f.dir, f.v1k, f.v1i)
+	if p := f.partials(t); len(p) != 0 {
+		t.Fatalf("corrupt partial kept: %v", p)
+	}
+	sums := mustRead(t, filepath.Join(f.dir, "SHA256SUMS"))
+	d1, _, _ := fileSHA(f.v1i)
+	if !strings.Contains(string(sums), d1.Encoded()+"  ironic-python-agent.initramfs") {
+		t.Fatalf("SHA256SUMS no longer describes v1:\n%s", sums)
+	}
+}
+
+func TestUpToDateCostsOneManifestRequest(t *testing.T) {
+	f := newFaultFixture(t)
+	if _, err := images.Pull(context.Background(), f.ref, images.PullOptions{Dest: f.dir}); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshotDir(t, f.dir)
+	f.proxy.reset()
+	res, err := images.Pull(context.Background(), f.ref, images.PullOptions{Dest: f.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Updated {
+		t.Fatal("second pull of an unchanged tag reported an update")
+	}
+	var manifestReqs []seenRequest
+	for _, r := range f.proxy.seen() {
+		if r.Path != "/v2/" {
+			manifestReqs = append(manifestReqs, r)
+		}
+	}
+	if len(manifestReqs) != 1 || manifestReqs[0].Method != "HEAD" || !strings.Contains(manifestReqs[0].Path, "/manifests/stable") {
+		t.Fatalf("up-to-date pull sent %+v, want exactly one manifest HEAD", manifestReqs)
+	}
+	if after := snapshotDir(t, f.dir); after != before {
+		t.Fatalf("up-to-date pull rewrote files:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// snapshotDir describes every file under dir by name, inode, size and mtime.
+func snapshotDir(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.Name() == "lock" {
+			return nil
+		}
+		b.WriteString(p + " " + info.ModTime().String() + " " + itoa(info.Size()) + " " + itoa(int64(inode(info))) + "\n")
+		return nil
+	})
+	return b.String()
+}
