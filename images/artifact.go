@@ -44,11 +44,11 @@ func resolveArtifact(ctx context.Context, r Reference, indexDesc ocispec.Descrip
 			}
 			f, err := resolveFile(ctx, r.Target, e)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", r, err)
+				return nil, err
 			}
 			if _, dup := byComponent[f.Component]; dup {
 				if pass {
-					return nil, fmt.Errorf("%s: index lists two %s manifests for %s", r, f.Component, arch)
+					return nil, fmt.Errorf("index %s lists two %s manifests for %s", desc.Digest, f.Component, arch)
 				}
 				continue
 			}
@@ -59,7 +59,7 @@ func resolveArtifact(ctx context.Context, r Reference, indexDesc ocispec.Descrip
 	for _, c := range Components() {
 		f, ok := byComponent[c]
 		if !ok {
-			return nil, fmt.Errorf("%s: no %s for linux/%s in index %s (platforms: %s)", r, c, arch, desc.Digest, platforms(idx))
+			return nil, fmt.Errorf("no %s for linux/%s in index %s (platforms: %s)", c, arch, desc.Digest, platforms(idx))
 		}
 		a.Files = append(a.Files, f)
 	}

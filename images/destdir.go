@@ -258,8 +258,18 @@ func (d *destDir) gc(arch string) error {
 			}
 		}
 	}
+	// Partial downloads nobody resumed for a day belong to versions that never came.
+	parts, _ := os.ReadDir(d.state("partial"))
+	for _, e := range parts {
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > stalePartialAge {
+			os.Remove(d.state("partial", e.Name()))
+		}
+	}
 	return nil
 }
+
+// stalePartialAge is how long an interrupted download is kept for resuming.
+const stalePartialAge = 24 * time.Hour
 
 // readSummary reads DIR/ipa-oci.json.
 func readSummary(dir string) (*Summary, error) {

@@ -205,3 +205,33 @@ func snapshotDir(t *testing.T, dir string) string {
 	})
 	return b.String()
 }
+
+func TestPushSkipsBlobsTheRegistryHas(t *testing.T) {
+	reg := testenv.StartRegistry(t)
+	proxy := newFaultProxy(t, reg.Host)
+	src := t.TempDir()
+	k, i := fakeKernel(t, src, 64<<10), fakeInitramfs(t, src, 1<<20)
+	uploads := func() int {
+		n := 0
+		for _, r := range proxy.seen() {
+			if r.Method == "POST" && strings.HasSuffix(r.Path, "/blobs/uploads/") {
+				n++
+			}
+		}
+		return n
+	}
+	req := images.PushRequest{Kernel: k, Initramfs: i, IPAVersion: "1"}
+	if _, err := images.Push(context.Background(), proxy.Host()+"/ipa/agent:one", req); err != nil {
+		t.Fatal(err)
+	}
+	if n := uploads(); n != 3 {
+		t.Fatalf("first push started %d blob uploads, want 3 (empty config, kernel, initramfs)", n)
+	}
+	proxy.reset()
+	if _, err := images.Push(context.Background(), proxy.Host()+"/ipa/agent:two", req); err != nil {
+		t.Fatal(err)
+	}
+	if n := uploads(); n != 0 {
+		t.Fatalf("second push of the same files started %d blob uploads, want 0", n)
+	}
+}

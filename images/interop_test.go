@@ -11,6 +11,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,6 +158,33 @@ func interopCraneManifest(t *testing.T, crane, ref string, want ocispec.Descript
 	return raw
 }
 
+// interopIronicManifest fetches a manifest by digest as Ironic does (plain GET, OCI Accept
+// header only) and checks status, content type, Docker-Content-Digest and the bytes' digest.
+func interopIronicManifest(t *testing.T, host, repo string, want ocispec.Descriptor) {
+	t.Helper()
+	url := "http://" + host + "/v2/" + repo + "/manifests/" + want.Digest.String()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", ocispec.MediaTypeImageManifest)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != ocispec.MediaTypeImageManifest ||
+		resp.Header.Get("Docker-Content-Digest") != want.Digest.String() || digest.FromBytes(body) != want.Digest {
+		t.Fatalf("GET %s (Accept: OCI manifest): %s, Content-Type %q, Docker-Content-Digest %q, body digest %s; want 200, %s, %s",
+			url, resp.Status, resp.Header.Get("Content-Type"), resp.Header.Get("Docker-Content-Digest"), digest.FromBytes(body),
+			ocispec.MediaTypeImageManifest, want.Digest)
+	}
+}
+
 // TestInteropOrasAndCraneReadIpaOciPush pushes with images.Push and reads everything back with
 // crane and oras: the index and manifests byte-exact, the fields Ironic needs, the layers
 // byte-exact under their titles, and the build-info referrer through the fallback tag.
@@ -175,16 +204,9 @@ func TestInteropOrasAndCraneReadIpaOciPush(t *testing.T) {
 		t.Fatalf("push: %v", err)
 	}
 
-	// The index, by tag and by digest: exactly the bytes ipa-oci pushed.
-	for _, ref := range []string{repo + ":2025.1", repo + "@" + idxDesc.Digest.String(), repo + ":2025.1-amd64"} {
-		if ref == repo+":2025.1-amd64" {
-			// The per-arch tag holds an index of one architecture: here the same as the merged one.
-			raw := interopRun(t, "", crane, "manifest", "--insecure", ref)
-			if got := digest.FromBytes(raw); got != idxDesc.Digest {
-				t.Fatalf("%s: digest %s, want the single-arch index %s", ref, got, idxDesc.Digest)
-			}
-			continue
-		}
+	// The index, by tag, by digest and by the per-arch tag (an index of this push's architecture
+	// only: here the same bytes as the merged one): exactly the bytes ipa-oci pushed.
+	for _, ref := range []string{repo + ":2025.1", repo + ":2025.1-amd64"} {
 		interopCraneManifest(t, crane, ref, idxDesc)
 	}
 	rawIdx := interopCraneManifest(t, crane, repo+"@"+idxDesc.Digest.String(), idxDesc)
@@ -217,8 +239,9 @@ func TestInteropOrasAndCraneReadIpaOciPush(t *testing.T) {
 		}
 		mref := repo + "@" + e.Digest.String()
 
-		// Ironic's view of the manifest: crane asks with OCI Accept headers, as Ironic does.
 		raw := interopCraneManifest(t, crane, mref, e)
+		// Ironic's view: a GET asking for OCI media types only.
+		interopIronicManifest(t, reg.Host, "ipa/interop", e)
 		var m ocispec.Manifest
 		if err := json.Unmarshal(raw, &m); err != nil {
 			t.Fatal(err)
@@ -388,5 +411,72 @@ func TestInteropLayoutCopiedByOras(t *testing.T) {
 	}
 	if !bytes.Equal(info, files.buildInfo) {
 		t.Fatalf("build info %q, want %q", info, files.buildInfo)
+	}
+}
+
+// TestInteropMultiArchMerge pushes amd64 then arm64 to one tag: crane sees the merged index
+// ipa-oci returned, oras pulls the arm64 kernel by its manifest digest byte-exact, and oras
+// discover finds one build-info referrer per architecture on the merged index.
+func TestInteropMultiArchMerge(t *testing.T) {
+	ctx := interopContext(t)
+	reg := testenv.StartRegistry(t)
+	oras, crane := testenv.Tool(t, "oras"), testenv.Tool(t, "crane")
+	amd := makeInteropFiles(t, 100<<10, 1<<20)
+	arm := makeInteropFiles(t, 100<<10, 1<<20)
+	copy(arm.kernelData[0x202:], "\x00\x00\x00\x00")
+	copy(arm.kernelData[0x38:], "ARM\x64") // arm64 Image magic
+	interopWriteFile(t, arm.kernel, arm.kernelData)
+	repo := reg.Host + "/ipa/multi"
+
+	if _, err := images.Push(ctx, repo+":2025.1", images.PushRequest{Kernel: amd.kernel, Initramfs: amd.initramfs,
+		IPAVersion: "2025.1", BuildInfo: []byte(`{"arch":"amd64"}`)}, images.WithPlainHTTP(true)); err != nil {
+		t.Fatalf("push amd64: %v", err)
+	}
+	merged, err := images.Push(ctx, repo+":2025.1", images.PushRequest{Arch: "arm64", Kernel: arm.kernel, Initramfs: arm.initramfs,
+		IPAVersion: "2025.1", BuildInfo: []byte(`{"arch":"arm64"}`)}, images.WithPlainHTTP(true))
+	if err != nil {
+		t.Fatalf("push arm64: %v", err)
+	}
+
+	var idx ocispec.Index
+	if err := json.Unmarshal(interopCraneManifest(t, crane, repo+":2025.1", merged), &idx); err != nil {
+		t.Fatal(err)
+	}
+	var armKernel *ocispec.Descriptor
+	arches := map[string]int{}
+	for i, e := range idx.Manifests {
+		if e.Platform == nil {
+			t.Fatalf("merged index entry %s has no platform", e.Digest)
+		}
+		arches[e.Platform.Architecture]++
+		if e.Platform.Architecture == "arm64" && e.ArtifactType == images.ArtifactTypeKernel {
+			armKernel = &idx.Manifests[i]
+		}
+	}
+	if arches["amd64"] != 2 || arches["arm64"] != 2 || armKernel == nil {
+		t.Fatalf("merged index: entries per arch %v, want 2 amd64 and 2 arm64 including an arm64 kernel", arches)
+	}
+	out := t.TempDir()
+	interopRun(t, "", oras, "pull", "--plain-http", repo+"@"+armKernel.Digest.String(), "-o", out)
+	interopAssertFile(t, filepath.Join(out, images.Kernel.Title()), arm.kernelData)
+
+	var disc struct {
+		Referrers []struct {
+			ArtifactType string            `json:"artifactType"`
+			Annotations  map[string]string `json:"annotations"`
+		} `json:"referrers"`
+	}
+	raw := interopRun(t, "", oras, "discover", "--plain-http", "--format", "json", "--distribution-spec", "v1.1-referrers-tag", repo+"@"+merged.Digest.String())
+	if err := json.Unmarshal(raw, &disc); err != nil {
+		t.Fatalf("oras discover output: %v\n%s", err, raw)
+	}
+	got := map[string]bool{}
+	for _, r := range disc.Referrers {
+		if r.ArtifactType == images.ArtifactTypeBuildInfo {
+			got[r.Annotations[images.AnnotationArch]] = true
+		}
+	}
+	if len(disc.Referrers) != 2 || !got["amd64"] || !got["arm64"] {
+		t.Fatalf("oras discover on the merged index: want build info for amd64 and arm64, got:\n%s", raw)
 	}
 }

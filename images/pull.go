@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -229,6 +230,10 @@ func (d *destDir) download(ctx context.Context, o *options, t Target, desc ocisp
 	}
 	if err == nil {
 		err = vw.check()
+	}
+	if se := (*statusError)(nil); errors.As(err, &se) && se.code == http.StatusRequestedRangeNotSatisfiable {
+		// The registry's blob ends where the partial file does: it is shorter than the descriptor says.
+		err = fmt.Errorf("blob %s: the registry's blob ends at %d bytes, descriptor says %d: %w", desc.Digest, vw.n, desc.Size, ErrDigestMismatch)
 	}
 	if errors.Is(err, ErrDigestMismatch) {
 		f.Close()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"strings"
@@ -95,7 +96,8 @@ func (r *registryTarget) client(ctx context.Context, push bool) (*http.Client, e
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("registry %s: %w (check the host, --plain-http for HTTP registries, and credentials in the docker config)", r.repo.RegistryStr(), err)
+		// Already retried: mark it so that callers' retry loops do not retry it again.
+		return nil, connectError{fmt.Errorf("registry %s: %w (check the host, --plain-http for HTTP registries, and credentials in the docker config)", r.repo.RegistryStr(), err)}
 	}
 	c := &http.Client{Transport: rt}
 	r.clients[push] = c
@@ -125,8 +127,16 @@ func (e *statusError) Is(target error) bool {
 	return target == ErrNotFound && e.code == http.StatusNotFound
 }
 
+// connectError is a registry handshake that failed after its own retries.
+type connectError struct{ error }
+
+func (e connectError) Unwrap() error { return e.error }
+
 // retryable reports whether err is worth another attempt: 5xx, 429, 408, broken connections.
 func retryable(err error) bool {
+	if errors.As(err, new(connectError)) {
+		return false
+	}
 	var se *statusError
 	if errors.As(err, &se) {
 		return se.code >= 500 || se.code == http.StatusTooManyRequests || se.code == http.StatusRequestTimeout
@@ -138,7 +148,10 @@ func retryable(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
-	var ne net.Error
+	if errors.As(err, new(*fs.PathError)) {
+		return false // a local file error (disk full, permissions): another attempt fails the same way
+	}
+	var ne net.Error // (syscall.Errno is one too: check local file errors first)
 	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) || errors.As(err, &ne)
 }
@@ -208,7 +221,9 @@ func (r *registryTarget) Resolve(ctx context.Context, reference string) (ocispec
 		}
 		return req, err
 	}, http.StatusOK)
-	if err != nil {
+	if errors.Is(err, ErrNotFound) {
+		return ocispec.Descriptor{}, notFoundError(fmt.Sprintf("%s:%s not found: check the tag, or push it first", r, reference))
+	} else if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("resolve %s:%s: %w", r, reference, err)
 	}
 	resp.Body.Close()

@@ -34,6 +34,12 @@ type Target interface {
 // ErrNotFound is returned (wrapped) when a tag, manifest or blob does not exist.
 var ErrNotFound = errors.New("not found")
 
+// notFoundError is a complete "not found" message that matches ErrNotFound.
+type notFoundError string
+
+func (e notFoundError) Error() string        { return string(e) }
+func (e notFoundError) Is(target error) bool { return target == ErrNotFound }
+
 // Reference is a parsed artifact reference: a target plus a tag or digest.
 type Reference struct {
 	Target Target

@@ -16,9 +16,9 @@ log() { printf 'setup-test-env: %s\n' "$*" >&2; }
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-PKGS=(docker.io debootstrap qemu-system-x86 qemu-utils ovmf ipxe-qemu linux-source-6.12
+PKGS=(docker.io systemd strace debootstrap qemu-system-x86 qemu-utils ovmf ipxe-qemu linux-source-6.12
       busybox-static cpio xz-utils zstd curl bc flex bison libelf-dev libssl-dev make gcc
-      iproute2 kmod procps)
+      iproute2 kmod procps time)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
