@@ -40,6 +40,14 @@ func (c Component) ArtifactType() string {
 	return ArtifactTypeInitramfs
 }
 
+// IronicSetting is the Ironic driver_info field that takes c: deploy_kernel or deploy_ramdisk.
+func (c Component) IronicSetting() string {
+	if c == Kernel {
+		return "deploy_kernel"
+	}
+	return "deploy_ramdisk"
+}
+
 // Title is the org.opencontainers.image.title of c's layer: the file name oras writes.
 func (c Component) Title() string { return "ironic-python-agent." + string(c) }
 

@@ -65,7 +65,7 @@ func Inspect(ctx context.Context, ref string, opts ...Option) (*Inspection, erro
 				if pf.Ironic == nil {
 					pf.Ironic = map[string]string{}
 				}
-				pf.Ironic[map[Component]string{Kernel: "deploy_kernel", Initramfs: "deploy_ramdisk"}[f.Component]] = u
+				pf.Ironic[f.Component.IronicSetting()] = u
 			}
 		}
 		in.Platforms = append(in.Platforms, pf)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -114,24 +115,17 @@ func (d *destDir) install(ctx context.Context, o *options, a *Artifact, po PullO
 	defer os.RemoveAll(tmp)
 	rec := &Record{Ref: a.Ref.String(), Arch: a.Arch, IndexDigest: a.Index.Digest, IPAVersion: a.IPAVersion,
 		PulledAt: time.Now().UTC().Truncate(time.Second)}
+	if err := d.fetchFiles(ctx, o, a, tmp); err != nil {
+		return nil, err
+	}
 	for _, f := range a.Files {
-		dst := filepath.Join(tmp, f.Name)
-		if local := d.findLocal(f.Layer.Digest); local != "" {
-			o.log.WithFields(map[string]any{"file": f.Name, "digest": f.Layer.Digest}).Debug("reusing local copy")
-			if err := linkOrCopy(ctx, local, dst, f.Layer.Digest, f.Layer.Size); err != nil {
-				return nil, err
-			}
-		} else if err := d.download(ctx, o, a.Ref.Target, f.Layer, dst); err != nil {
-			return nil, fmt.Errorf("%s: %w", f.Name, err)
-		}
 		rec.Files = append(rec.Files, RecordFile{Name: f.Name, Component: string(f.Component), Digest: f.Layer.Digest,
 			Size: f.Layer.Size, ManifestDigest: f.Manifest.Digest, MediaType: f.Layer.MediaType})
 		if u := a.IronicURL(f); u != "" {
 			if rec.Ironic == nil {
 				rec.Ironic = map[string]string{}
 			}
-			key := map[Component]string{Kernel: "deploy_kernel", Initramfs: "deploy_ramdisk"}[f.Component]
-			rec.Ironic[key] = u
+			rec.Ironic[f.Component.IronicSetting()] = u
 		}
 	}
 	if err := writeRecord(filepath.Join(tmp, "record.json"), rec); err != nil {
@@ -168,6 +162,40 @@ func (d *destDir) install(ctx context.Context, o *options, a *Artifact, po PullO
 	return rec, nil
 }
 
+// fetchFiles places a's files in dir, reusing identical local copies and downloading the
+// others concurrently; the first failure cancels the other transfers.
+func (d *destDir) fetchFiles(ctx context.Context, o *options, a *Artifact, dir string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(a.Files))
+	var wg sync.WaitGroup
+	for i, f := range a.Files {
+		dst := filepath.Join(dir, f.Name)
+		if local := d.findLocal(f.Layer.Digest); local != "" {
+			o.log.WithFields(map[string]any{"file": f.Name, "digest": f.Layer.Digest}).Debug("reusing local copy")
+			if err := linkOrCopy(ctx, local, dst, f.Layer.Digest, f.Layer.Size); err != nil {
+				return err
+			}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.download(ctx, o, a.Ref.Target, f.Layer, dst); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", f.Name, err)
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs { // the first real failure, not the cancellation it caused
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // download fetches desc into dst through DIR/.ipa-oci/partial/<hex>.part, resuming a partial
 // file left by an interrupted pull with an HTTP Range request, and retrying broken transfers
 // from where they stopped. A digest or size mismatch discards the partial file.
@@ -178,7 +206,8 @@ func (d *destDir) download(ctx context.Context, o *options, t Target, desc ocisp
 		return err
 	}
 	defer f.Close()
-	vw := newVerifyingWriter(f, desc)
+	wb := &writeback{f: f}
+	vw := newVerifyingWriter(wb, desc)
 	have, err := io.Copy(vw.h, f) // hash what an earlier pull left; the file offset ends at its end
 	if err != nil {
 		return err
@@ -190,10 +219,11 @@ func (d *destDir) download(ctx context.Context, o *options, t Target, desc ocisp
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
-		vw = newVerifyingWriter(f, desc)
+		vw = newVerifyingWriter(wb, desc)
 		have = 0
 	}
 	vw.n = have
+	wb.written, wb.flush = have, have
 	log := o.log.WithFields(map[string]any{"digest": desc.Digest, "size": desc.Size})
 	if have > 0 {
 		log.WithField("offset", have).Info("resuming interrupted download")

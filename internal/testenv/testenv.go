@@ -99,6 +99,7 @@ http:
 	r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", port), Storage: filepath.Join(dir, "data"), log: &bytes.Buffer{}}
 	r.cmd = exec.Command(bin, "serve", cfgPath)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
+	r.cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
 	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("start registry: %v", err)
 	}
