@@ -20,6 +20,8 @@ const (
 	LabelPhase = "org.ipa-oci.phase"
 	// LabelBuildID is a random ID shared by the containers of one `ipa-oci build`.
 	LabelBuildID = "org.ipa-oci.build-id"
+	// LabelOutput is the host output directory of the build a container belongs to.
+	LabelOutput = "org.ipa-oci.output"
 	// LabelRecipe is the sha256 of Dockerfile.builder plus its build args, on builder images.
 	LabelRecipe = "org.ipa-oci.builder.recipe-sha256"
 )

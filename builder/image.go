@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
-	"github.com/moby/moby/api/types/build"
+	buildtypes "github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/client"
 	"github.com/sirupsen/logrus"
 )
@@ -77,10 +79,32 @@ func EnsureImage(ctx context.Context, cli client.APIClient, opts ImageOptions) (
 	if err != nil {
 		return "", fmt.Errorf("read builder Dockerfile: %w", err)
 	}
+	recipe := Recipe(df, opts.BuildArgs)
+	// Serialise concurrent callers on this host (test packages run in parallel) so the image is
+	// built once.
+	if lock, err := os.OpenFile(filepath.Join(os.TempDir(), "ipa-oci-builder-"+recipe[:16]+".lock"), os.O_CREATE|os.O_RDWR, 0o600); err == nil {
+		defer lock.Close()
+		if syscall.Flock(int(lock.Fd()), syscall.LOCK_EX) == nil {
+			defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+		}
+	}
 	if !opts.NoCache {
-		id, err := FindImage(ctx, cli, Recipe(df, opts.BuildArgs))
-		if err != nil || id != "" {
-			return id, err
+		id, err := FindImage(ctx, cli, recipe)
+		if err != nil || id == "" {
+			if err != nil {
+				return "", err
+			}
+		} else {
+			if opts.Tag != "-" {
+				tag := opts.Tag
+				if tag == "" {
+					tag = DefaultBuilderTag
+				}
+				if _, err := cli.ImageTag(ctx, client.ImageTagOptions{Source: id, Target: tag}); err != nil {
+					return "", fmt.Errorf("tag builder image %s as %s: %w", id, tag, err)
+				}
+			}
+			return id, nil
 		}
 	}
 	return BuildImage(ctx, cli, opts)
@@ -123,7 +147,7 @@ func BuildImage(ctx context.Context, cli client.APIClient, opts ImageOptions) (s
 		NoCache:     opts.NoCache,
 		Remove:      true,
 		ForceRemove: true,
-		Version:     build.BuilderV1,
+		Version:     buildtypes.BuilderV1,
 		Labels:      map[string]string{LabelRecipe: Recipe(df, opts.BuildArgs)},
 	})
 	if err != nil {

@@ -2,11 +2,199 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
 
+	"github.com/ipa-oci/ipa-oci/builder"
+	"github.com/ipa-oci/ipa-oci/images"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-// TODO(placeholder): replaced by the real command.
+// buildFlags are `ipa-oci build`'s inputs; each one set on the command line wins over
+// ipa-oci.yaml.
+type buildFlags struct {
+	config       string
+	cfg          builder.Config
+	builderImage string
+	user         string
+	offline      bool
+	legalInfo    bool
+	forceFetch   bool
+	push         string
+	ipaVersion   string
+	tags         []string
+	reg          registryFlags
+}
+
+func (f *buildFlags) add(fs *pflag.FlagSet, withPush bool) {
+	c := &f.cfg
+	fs.StringVarP(&f.config, "config", "c", "", "build config (default: ./"+builder.ConfigFileName+" if it exists)")
+	fs.StringVar(&c.Buildroot.URL, "buildroot-url", "", "Buildroot release tarball URL")
+	fs.StringVar(&c.Buildroot.SHA256, "buildroot-sha256", "", "sha256 of the Buildroot release tarball")
+	fs.StringVar(&c.Buildroot.Version, "buildroot-version", "", "Buildroot version (recorded in build-info)")
+	fs.StringVar(&c.Buildroot.Src, "buildroot-src", "", "local Buildroot checkout instead of the release tarball")
+	fs.StringVar(&c.External, "external", "", "BR2_EXTERNAL tree (default: buildroot-external next to the config)")
+	fs.StringVar(&c.KernelConfig, "kernel-config", "", "kernel config directory, mounted read-only at "+builder.ContainerKernelConfig)
+	fs.StringVar(&c.Defconfig, "defconfig", "", "defconfig in the external tree's configs/ (NAME or NAME_defconfig)")
+	fs.StringVar(&c.Arch, "arch", "", "architecture: amd64 (x86_64) or arm64 (aarch64); default amd64")
+	fs.StringVar(&c.IPA.Repo, "ipa-repo", "", "ironic-python-agent git repository")
+	fs.StringVar(&c.IPA.Ref, "ipa-ref", "", "IPA branch, tag or commit (resolved to a commit and recorded)")
+	fs.StringVar(&c.Requirements.Repo, "requirements-repo", "", "openstack/requirements git repository")
+	fs.StringVar(&c.Requirements.Ref, "requirements-ref", "", "requirements branch, tag or commit")
+	fs.IntVarP(&c.Jobs, "jobs", "j", 0, "parallel jobs in the build (BR2_JLEVEL; 0: Buildroot's default)")
+	fs.StringVarP(&c.Output, "output", "o", "", "output directory (artifacts, build.log, Buildroot's O= in buildroot/)")
+	fs.StringVar(&c.DLDir, "dl-dir", "", "download cache shared between builds (default: $IPA_OCI_CACHE/dl)")
+	fs.StringVar(&c.CcacheDir, "ccache-dir", "", "ccache directory shared between builds (default: $IPA_OCI_CACHE/ccache)")
+	fs.Int64Var(&c.SourceDateEpoch, "source-date-epoch", 0, "SOURCE_DATE_EPOCH (default: the IPA commit's committer time)")
+	fs.StringVar(&f.builderImage, "builder-image", "", "builder image to run, overriding the pin in the config (its ID is recorded)")
+	fs.StringVar(&f.user, "user", "", "UID:GID in the container (default: yours; 1000:1000 when run as root)")
+	fs.BoolVar(&f.offline, "offline", false, "skip the fetch phase; fail if a source is not in the download cache")
+	fs.BoolVar(&f.legalInfo, "legal-info", false, "also run make legal-info and write OUTPUT/"+builder.LegalInfoName)
+	fs.BoolVar(&f.forceFetch, "force-fetch", false, "run the fetch phase even if these inputs were fetched before")
+	if !withPush {
+		return
+	}
+	fs.StringVar(&f.push, "push", "", "after a successful build, push to REF (HOST/REPO:TAG or oci:DIR:TAG)")
+	fs.StringVar(&f.ipaVersion, "ipa-version", "", "with --push: IPA version annotation and VERSION-ARCH tag (default: the IPA ref)")
+	fs.StringSliceVar(&f.tags, "tag", nil, "with --push: extra tag (repeatable)")
+}
+
+// options merges the config file and the flags (flags win) into builder options.
+func (f *buildFlags) options(cmd *cobra.Command, g *globalOptions) (builder.Options, error) {
+	path := f.config
+	if path == "" {
+		if _, err := os.Stat(builder.ConfigFileName); err == nil {
+			path = builder.ConfigFileName
+		}
+	}
+	c := &builder.Config{External: "buildroot-external"}
+	if path != "" {
+		var err error
+		if c, err = builder.LoadConfig(path); err != nil {
+			return builder.Options{}, err
+		}
+	}
+	fl := cmd.Flags()
+	set := func(name string, dst *string, v string) {
+		if fl.Changed(name) {
+			*dst = v
+		}
+	}
+	in := f.cfg
+	set("buildroot-url", &c.Buildroot.URL, in.Buildroot.URL)
+	set("buildroot-sha256", &c.Buildroot.SHA256, in.Buildroot.SHA256)
+	set("buildroot-version", &c.Buildroot.Version, in.Buildroot.Version)
+	set("buildroot-src", &c.Buildroot.Src, in.Buildroot.Src)
+	set("external", &c.External, in.External)
+	set("kernel-config", &c.KernelConfig, in.KernelConfig)
+	set("defconfig", &c.Defconfig, in.Defconfig)
+	set("arch", &c.Arch, in.Arch)
+	set("ipa-repo", &c.IPA.Repo, in.IPA.Repo)
+	set("ipa-ref", &c.IPA.Ref, in.IPA.Ref)
+	set("requirements-repo", &c.Requirements.Repo, in.Requirements.Repo)
+	set("requirements-ref", &c.Requirements.Ref, in.Requirements.Ref)
+	set("output", &c.Output, in.Output)
+	set("dl-dir", &c.DLDir, in.DLDir)
+	set("ccache-dir", &c.CcacheDir, in.CcacheDir)
+	if fl.Changed("jobs") {
+		c.Jobs = in.Jobs
+	}
+	if fl.Changed("source-date-epoch") {
+		c.SourceDateEpoch = in.SourceDateEpoch
+	}
+	if fl.Changed("buildroot-src") {
+		c.Buildroot.URL, c.Buildroot.SHA256 = "", ""
+	} else if fl.Changed("buildroot-url") {
+		c.Buildroot.Src = ""
+	}
+	if c.Output == "" {
+		return builder.Options{}, errors.New("no output directory: pass --output DIR or set output in " + builder.ConfigFileName)
+	}
+	o := builder.Options{
+		Buildroot: c.Buildroot, External: c.External, KernelConfig: c.KernelConfig,
+		Defconfig: c.Defconfig, Arch: c.Arch, IPA: c.IPA, Requirements: c.Requirements,
+		Jobs: c.Jobs, Output: c.Output, DLDir: c.DLDir, CcacheDir: c.CcacheDir,
+		SourceDateEpoch: c.SourceDateEpoch,
+		Offline:         f.offline, LegalInfo: f.legalInfo, ForceFetch: f.forceFetch,
+		BuilderImage: c.Builder.Image, BuilderPin: c.Builder.ID,
+		User:     f.user,
+		Log:      g.log,
+		Progress: progressOut(cmd.ErrOrStderr()),
+	}
+	if f.builderImage != "" {
+		o.BuilderImage, o.AllowUnpinned = f.builderImage, true
+	}
+	return o, nil
+}
+
 func newBuildCmd(g *globalOptions) *cobra.Command {
-	return &cobra.Command{Use: "build", RunE: func(*cobra.Command, []string) error { return errors.New("build: not implemented") }}
+	f := &buildFlags{}
+	cmd := &cobra.Command{
+		Use:   "build",
+		Short: "Build the IPA kernel and initramfs with Buildroot in the pinned builder container",
+		Long: `Build runs Buildroot inside the builder container pinned in ipa-oci.yaml, as your user, in two
+phases: fetch (network on: make source, the external tree's ipa-oci-fetch.sh) and build (network
+off). It writes OUTPUT/ironic-python-agent.kernel, OUTPUT/ironic-python-agent.initramfs,
+OUTPUT/build-info.json (every input and output digest, plus make show-info) and OUTPUT/build.log.
+Inputs come from ipa-oci.yaml next to the tree; flags override it. See docs/build.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o, err := f.options(cmd, g)
+			if err != nil {
+				return err
+			}
+			res, err := builder.Build(cmd.Context(), o)
+			if err != nil {
+				return buildError(cmd, err)
+			}
+			out := cmd.OutOrStdout()
+			for _, of := range res.Info.Outputs {
+				fmt.Fprintf(out, "%s  %s\n", of.SHA256, filepath.Join(o.Output, of.Name))
+			}
+			if f.push == "" {
+				return nil
+			}
+			return pushBuild(cmd, g, f, res)
+		},
+	}
+	f.add(cmd.Flags(), true)
+	f.reg.add(cmd)
+	return cmd
+}
+
+// buildError maps cancellation to exit code 130 (as after SIGINT).
+func buildError(cmd *cobra.Command, err error) error {
+	if cmd.Context().Err() != nil {
+		return &exitError{code: 130, err: err}
+	}
+	return err
+}
+
+// pushBuild publishes a finished build's artifacts with its build-info as referrer.
+func pushBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, res *builder.Result) error {
+	bi, err := os.ReadFile(res.BuildInfoPath)
+	if err != nil {
+		return err
+	}
+	in := res.Info.Inputs
+	req := images.PushRequest{
+		Arch: in.Arch, Kernel: res.Kernel, Initramfs: res.Initramfs,
+		IPAVersion: f.ipaVersion, Created: time.Unix(in.SourceDateEpoch, 0).UTC(),
+		BuildInfo: bi, Tags: f.tags,
+	}
+	if in.IPA != nil {
+		req.Revision, req.Source = in.IPA.Commit, in.IPA.Repo
+		if req.IPAVersion == "" {
+			req.IPAVersion = in.IPA.Ref
+		}
+	}
+	desc, err := images.Push(cmd.Context(), f.push, req, f.reg.options(g, cmd)...)
+	if err != nil {
+		return fmt.Errorf("build succeeded (artifacts in %s) but push to %s failed: %w", filepath.Dir(res.Kernel), f.push, err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "pushed %s@%s\n", f.push, desc.Digest)
+	return nil
 }

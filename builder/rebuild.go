@@ -1,0 +1,85 @@
+package builder
+
+import (
+	"fmt"
+)
+
+// RebuildOptions turns a published build-info into build options: every recorded input
+// (Buildroot release, git commits, SOURCE_DATE_EPOCH, arch, defconfig, builder image ID) is
+// taken from bi; local supplies what cannot travel in a record (the external tree, kernel
+// config and Buildroot checkout paths, output and cache directories, logger). The local trees
+// must hash to the recorded values, otherwise the rebuild could not reproduce the bytes.
+func RebuildOptions(bi *BuildInfo, local Options) (Options, error) {
+	in := bi.Inputs
+	o := local
+	o.Defconfig, o.Arch, o.LegalInfo = in.Defconfig, in.Arch, in.LegalInfo
+	o.SourceDateEpoch = in.SourceDateEpoch
+	if in.Buildroot.Local {
+		if local.Buildroot.Src == "" {
+			return o, fmt.Errorf("the build used a local Buildroot tree (sha256 %s): pass --buildroot-src with the same tree", in.Buildroot.TreeSHA256)
+		}
+		if err := checkTree("Buildroot tree", local.Buildroot.Src, in.Buildroot.TreeSHA256); err != nil {
+			return o, err
+		}
+		o.Buildroot = BuildrootConfig{Src: local.Buildroot.Src, Version: in.Buildroot.Version}
+	} else {
+		o.Buildroot = BuildrootConfig{URL: in.Buildroot.URL, SHA256: in.Buildroot.SHA256, Version: in.Buildroot.Version}
+	}
+	if err := checkTree("external tree", local.External, in.External.SHA256); err != nil {
+		return o, err
+	}
+	if in.KernelConfig != nil {
+		if local.KernelConfig == "" {
+			return o, fmt.Errorf("the build used a kernel config directory (sha256 %s): pass --kernel-config", in.KernelConfig.SHA256)
+		}
+		if err := checkTree("kernel config directory", local.KernelConfig, in.KernelConfig.SHA256); err != nil {
+			return o, err
+		}
+	} else {
+		o.KernelConfig = ""
+	}
+	o.IPA, o.Requirements = GitSource{}, GitSource{}
+	if in.IPA != nil {
+		o.IPA = GitSource{Repo: in.IPA.Repo, Ref: in.IPA.Commit}
+	}
+	if in.Requirements != nil {
+		o.Requirements = GitSource{Repo: in.Requirements.Repo, Ref: in.Requirements.Commit}
+	}
+	if !local.AllowUnpinned {
+		o.BuilderImage, o.BuilderPin = in.BuilderImage.ID, in.BuilderImage.ID
+	}
+	return o, nil
+}
+
+func checkTree(what, dir, want string) error {
+	got, err := TreeHash(dir)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("%s %s hashes to %s but the build used %s: check out the revision that was built", what, dir, got, want)
+	}
+	return nil
+}
+
+// Comparison is one output file of a rebuild against the published record.
+type Comparison struct {
+	Name  string
+	Want  string // digest in the record
+	Got   string // digest of the rebuild ("" if it produced no such file)
+	Match bool
+}
+
+// CompareOutputs compares the rebuilt outputs with the recorded ones, file by file.
+func CompareOutputs(recorded, rebuilt []OutputFile) []Comparison {
+	got := map[string]string{}
+	for _, f := range rebuilt {
+		got[f.Name] = f.SHA256
+	}
+	var out []Comparison
+	for _, f := range recorded {
+		g := got[f.Name]
+		out = append(out, Comparison{Name: f.Name, Want: f.SHA256, Got: g, Match: g == f.SHA256})
+	}
+	return out
+}
