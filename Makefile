@@ -1,7 +1,7 @@
 # ipa-oci — see README.md. `make test` is the whole suite (it installs what it needs).
 GO ?= go
 
-.PHONY: build test setup vet bench clean
+.PHONY: build test setup vet bench demo kernel boot-test update-wheels clean
 
 build:
 	$(GO) build -trimpath -o bin/ipa-oci ./cmd/ipa-oci
@@ -18,6 +18,22 @@ vet:
 
 bench:
 	bash scripts/bench-pull.sh
+
+# The main job: kernel + project init + stand-in agent, pushed, pulled with --ipxe, netbooted.
+demo:
+	bash scripts/demo.sh
+
+# Build (and cache) the kernel from kernel-config/x86_64.config.
+kernel:
+	bash scripts/kernel-build.sh build x86_64
+
+# Boot any build's output: make boot-test KERNEL=out/ironic-python-agent.kernel INITRAMFS=...
+boot-test:
+	bash scripts/boot-test.sh $(KERNEL) $(INITRAMFS)
+
+# Regenerate buildroot-external's pinned wheel list (needs network).
+update-wheels:
+	bash buildroot-external/utils/update-ipa-wheels.sh
 
 clean:
 	rm -rf bin out

@@ -59,10 +59,14 @@ type LookupServer struct {
 }
 
 // NewLookupServer starts a LookupServer on 127.0.0.1 with a free port. Close it when done.
-func NewLookupServer() (*LookupServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func NewLookupServer() (*LookupServer, error) { return NewLookupServerAt("127.0.0.1:0") }
+
+// NewLookupServerAt is NewLookupServer listening on addr (host:port), for callers that must
+// know the port before the server starts, e.g. to write it into an iPXE script.
+func NewLookupServerAt(addr string) (*LookupServer, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("lookup server: listen on 127.0.0.1: %w", err)
+		return nil, fmt.Errorf("lookup server: listen on %s: %w", addr, err)
 	}
 	s := &LookupServer{ln: ln, changed: make(chan struct{})}
 	mux := http.NewServeMux()

@@ -1,7 +1,8 @@
-// Command ipa-boot-check boots an IPA kernel + initramfs under QEMU with user networking,
+// Command ipa-boot-check boots an IPA kernel + initramfs under QEMU with user networking
+// (directly with -kernel/-initrd, or netbooted through iPXE over TFTP with -tftp DIR),
 // serves the Ironic lookup endpoint on the host and exits 0 as soon as the agent's lookup
 // request arrives carrying the VM's MAC, 1 when it does not within the timeout (or QEMU
-// exits), 2 on bad usage. scripts/boot-test.sh is the front end.
+// exits), 2 on bad usage. scripts/boot-test.sh and scripts/demo.sh are the front ends.
 package main
 
 import (
@@ -37,10 +38,13 @@ func run() int {
 		extra   = flag.String("append", "", "extra kernel arguments")
 		serial  = flag.String("serial-log", "", "also write the serial console to this file (default: stderr only)")
 		quiet   = flag.Bool("quiet", false, "do not copy the serial console to stderr")
+		tftp    = flag.String("tftp", "", "netboot: serve this directory over QEMU's TFTP and boot from the network (-boot n)")
+		boot    = flag.String("bootfile", "boot.ipxe", "netboot: the file DHCP announces (an iPXE script written by ipa-oci pull --ipxe)")
+		listen  = flag.String("listen", "127.0.0.1:0", "address of the lookup endpoint (the guest reaches host port P as 10.0.2.2:P)")
 	)
 	flag.Parse()
-	if *kernel == "" || *initrd == "" || flag.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: ipa-boot-check -kernel KERNEL -initrd INITRAMFS [-uefi] [-nic MODEL] [-disk CTRL] [-timeout 10m]")
+	if (*tftp == "" && (*kernel == "" || *initrd == "")) || flag.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "usage: ipa-boot-check {-kernel KERNEL -initrd INITRAMFS | -tftp DIR [-bootfile boot.ipxe]} [-uefi] [-nic MODEL] [-disk CTRL] [-listen 127.0.0.1:PORT] [-timeout 10m]")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -48,7 +52,7 @@ func run() int {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	srv, err := kernelconfig.NewLookupServer()
+	srv, err := kernelconfig.NewLookupServerAt(*listen)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ipa-boot-check:", err)
 		return 1
@@ -84,13 +88,20 @@ func run() int {
 	if *extra != "" {
 		args = append(args, *extra)
 	}
-	absK, _ := filepath.Abs(*kernel)
-	absI, _ := filepath.Abs(*initrd)
-	vm, err := kernelconfig.StartVM(ctx, kernelconfig.VMConfig{
-		Kernel: absK, Initrd: absI, Append: strings.Join(args, " "),
+	cfg := kernelconfig.VMConfig{
 		Firmware: fw, NICModel: *nic, MAC: *mac, Disk: *disk,
 		MemoryMiB: *mem, CPUs: *cpus, WorkDir: work, Serial: io.MultiWriter(out...),
-	})
+	}
+	if *tftp != "" {
+		// The kernel command line comes from the iPXE script (ipa-oci pull --kernel-arg).
+		dir, _ := filepath.Abs(*tftp)
+		cfg.Netboot = &kernelconfig.Netboot{TFTPDir: dir, Bootfile: *boot}
+	} else {
+		cfg.Kernel, _ = filepath.Abs(*kernel)
+		cfg.Initrd, _ = filepath.Abs(*initrd)
+		cfg.Append = strings.Join(args, " ")
+	}
+	vm, err := kernelconfig.StartVM(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ipa-boot-check:", err)
 		return 1
