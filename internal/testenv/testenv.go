@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -27,8 +26,6 @@ func RepoRoot(t testing.TB) string {
 	return filepath.Dir(strings.TrimSpace(string(out)))
 }
 
-var buildMu sync.Mutex
-
 // Tool returns the path of a tool pinned in go.mod (registry, oras, crane), building it into
 // .bin/ if scripts/setup-test-env.sh has not already.
 func Tool(t testing.TB, name string) string {
@@ -40,15 +37,18 @@ func Tool(t testing.TB, name string) string {
 	}
 	root := RepoRoot(t)
 	bin := filepath.Join(root, ".bin", name)
-	buildMu.Lock()
-	defer buildMu.Unlock()
 	if _, err := os.Stat(bin); err == nil {
 		return bin
 	}
-	cmd := exec.Command("go", "build", "-o", bin, pkgs[name])
+	// Build beside the final name and rename, so concurrent tests never run a half-written binary.
+	tmp := fmt.Sprintf("%s.tmp-%d", bin, os.Getpid())
+	cmd := exec.Command("go", "build", "-o", tmp, pkgs[name])
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
