@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -36,7 +37,7 @@ var ErrDigestMismatch = errors.New("digest mismatch")
 // verifyingWriter hashes and counts what passes through and refuses bytes past the expected size.
 type verifyingWriter struct {
 	w    io.Writer
-	h    hash.Hash
+	h    hasher
 	n    int64
 	desc ocispec.Descriptor
 }
@@ -53,6 +54,63 @@ func (v *verifyingWriter) Write(p []byte) (int, error) {
 	v.h.Write(p[:n])
 	v.n += int64(n)
 	return n, err
+}
+
+// hasher is what verifyingWriter hashes with: a hash.Hash, or an asyncHasher.
+type hasher interface {
+	io.Writer
+	Sum(b []byte) []byte
+}
+
+// asyncHasher hashes on its own goroutine so that SHA-256 overlaps network and disk I/O on
+// another core (a 250 MB pull is otherwise CPU-bound on one). Write copies into one of a few
+// pooled buffers, so memory stays flat whatever the blob size.
+type asyncHasher struct {
+	h        hash.Hash
+	work     chan []byte
+	free     chan []byte
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+const asyncHashBuffers = 4
+
+func newAsyncHasher(h hash.Hash) *asyncHasher {
+	a := &asyncHasher{h: h, work: make(chan []byte, asyncHashBuffers), free: make(chan []byte, asyncHashBuffers), done: make(chan struct{})}
+	for range asyncHashBuffers {
+		a.free <- make([]byte, 0, copyBufferSize)
+	}
+	go func() {
+		defer close(a.done)
+		for b := range a.work {
+			a.h.Write(b)
+			a.free <- b[:0]
+		}
+	}()
+	return a
+}
+
+func (a *asyncHasher) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		b := <-a.free
+		k := min(len(p), cap(b))
+		a.work <- append(b, p[:k]...)
+		p = p[k:]
+	}
+	return n, nil
+}
+
+// Sum waits for everything written to be hashed. No Write may follow.
+func (a *asyncHasher) Sum(b []byte) []byte {
+	a.stop()
+	return a.h.Sum(b)
+}
+
+// stop ends the hashing goroutine once all queued bytes are hashed; safe to call repeatedly.
+func (a *asyncHasher) stop() {
+	a.stopOnce.Do(func() { close(a.work) })
+	<-a.done
 }
 
 // check verifies size and digest once all bytes are written.

@@ -2,6 +2,7 @@ package images
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -207,20 +208,22 @@ func (d *destDir) download(ctx context.Context, o *options, t Target, desc ocisp
 	}
 	defer f.Close()
 	wb := &writeback{f: f}
-	vw := newVerifyingWriter(wb, desc)
-	have, err := io.Copy(vw.h, f) // hash what an earlier pull left; the file offset ends at its end
+	st, err := f.Stat()
 	if err != nil {
 		return err
 	}
-	if have > desc.Size {
+	if st.Size() > desc.Size { // not a prefix of this blob
 		if err := f.Truncate(0); err != nil {
 			return err
 		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		vw = newVerifyingWriter(wb, desc)
-		have = 0
+	}
+	ah := newAsyncHasher(sha256.New())
+	defer ah.stop()
+	vw := newVerifyingWriter(wb, desc)
+	vw.h = ah
+	have, err := io.Copy(ah, f) // hash what an earlier pull left; the file offset ends at its end
+	if err != nil {
+		return err
 	}
 	vw.n = have
 	wb.written, wb.flush = have, have
