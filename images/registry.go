@@ -210,7 +210,19 @@ func (r *registryTarget) doOnce(ctx context.Context, push bool, newReq func() (*
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	resp.Body.Close()
-	return nil, &statusError{method: req.Method, url: req.URL.String(), code: resp.StatusCode, body: strings.TrimSpace(string(body))}
+	return nil, r.authHint(&statusError{method: req.Method, url: req.URL.String(), code: resp.StatusCode, body: strings.TrimSpace(string(body))})
+}
+
+// authHint adds what to do to a 401/403 answer.
+func (r *registryTarget) authHint(err error) error {
+	var se *statusError
+	var te *transport.Error
+	denied := (errors.As(err, &se) && (se.code == http.StatusUnauthorized || se.code == http.StatusForbidden)) ||
+		(errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden))
+	if !denied {
+		return err
+	}
+	return fmt.Errorf("%w (access denied: run `docker login %s` or add credentials for it to the docker config)", err, r.repo.RegistryStr())
 }
 
 func (r *registryTarget) Resolve(ctx context.Context, reference string) (ocispec.Descriptor, error) {
@@ -313,7 +325,7 @@ func (r *registryTarget) PushBlob(ctx context.Context, b Blob) error {
 		bar.finish()
 	}
 	if err != nil {
-		return fmt.Errorf("push blob %s to %s: %w", b.Descriptor.Digest, r, err)
+		return fmt.Errorf("push blob %s to %s: %w", b.Descriptor.Digest, r, r.authHint(err))
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package images_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log"
@@ -153,4 +154,34 @@ func TestPushSameFilesSameDigest(t *testing.T) {
 	if digests[0] != digests[1] {
 		t.Fatalf("same files, different index digests: %v", digests)
 	}
+}
+
+// TestPushPullWithCredentials runs against a registry that demands HTTP basic auth: without
+// credentials push fails naming the registry; with them in a docker config (DOCKER_CONFIG, read
+// by go-containerregistry's default keychain, as docker login writes it) push and pull work.
+func TestPushPullWithCredentials(t *testing.T) {
+	reg := testenv.StartRegistryWithAuth(t, "ci-bot", "s3cret")
+	ref := reg.Host + "/ipa/agent:auth"
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	src := t.TempDir()
+	k, i := fakeKernel(t, src, 8<<10), fakeInitramfs(t, src, 8<<10)
+	req := images.PushRequest{Kernel: k, Initramfs: i, IPAVersion: "1"}
+	_, err := images.Push(context.Background(), ref, req, images.WithRetry(0, 0))
+	if err == nil || !strings.Contains(err.Error(), reg.Host) || !strings.Contains(err.Error(), "docker login "+reg.Host) {
+		t.Fatalf("push without credentials: err = %v, want an unauthorized error naming %s", err, reg.Host)
+	}
+	t.Logf("without credentials: %v", err)
+	auth := base64.StdEncoding.EncodeToString([]byte("ci-bot:s3cret"))
+	cfg := `{"auths":{"` + reg.Host + `":{"auth":"` + auth + `"}}}`
+	if err := os.WriteFile(filepath.Join(os.Getenv("DOCKER_CONFIG"), "config.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := images.Push(context.Background(), ref, req); err != nil {
+		t.Fatalf("push with credentials: %v", err)
+	}
+	dir := t.TempDir()
+	if _, err := images.Pull(context.Background(), ref, images.PullOptions{Dest: dir}); err != nil {
+		t.Fatalf("pull with credentials: %v", err)
+	}
+	assertServes(t, dir, k, i)
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // RepoRoot returns the repository's top directory (where go.mod is).
@@ -74,7 +76,23 @@ type Registry struct {
 
 // StartRegistry starts a real CNCF Distribution registry on a random loopback port, storing
 // into a temporary directory, and stops it when the test ends.
-func StartRegistry(t testing.TB) *Registry {
+func StartRegistry(t testing.TB) *Registry { return startRegistry(t, "") }
+
+// StartRegistryWithAuth is StartRegistry with htpasswd (HTTP basic) authentication for one user.
+func StartRegistryWithAuth(t testing.TB, user, password string) *Registry {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startRegistry(t, fmt.Sprintf("auth:\n  htpasswd:\n    realm: ipa-oci-test\n    path: %s\n", htpasswd))
+}
+
+func startRegistry(t testing.TB, extraConfig string) *Registry {
 	t.Helper()
 	bin := Tool(t, "registry")
 	dir := t.TempDir()
@@ -91,7 +109,7 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:%d
-`, filepath.Join(dir, "data"), port)
+`, filepath.Join(dir, "data"), port) + extraConfig
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -116,7 +134,7 @@ http:
 		resp, err := http.Get("http://" + r.Host + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 				return r
 			}
 		}
