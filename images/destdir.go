@@ -185,6 +185,9 @@ func (d *destDir) switchTo(arch string, rec *Record, extraNames []string) error 
 			return err
 		}
 	}
+	if err := syncDir(d.state(arch)); err != nil { // the switch itself survives a crash
+		return err
+	}
 	if err := d.linkTopLevel(arch, rec, extraNames); err != nil {
 		return err
 	}
