@@ -18,7 +18,7 @@ func newInspectCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect REF",
 		Short: "Show an ipa-oci index: digests, platforms, sizes, annotations, referrers, Ironic settings",
-		Args:  cobra.ExactArgs(1),
+		Args:  refArg(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in, err := images.Inspect(cmd.Context(), args[0], reg.options(g, cmd)...)
 			if err != nil {

@@ -42,3 +42,16 @@ func TestE2ELogging(t *testing.T) {
 	wantFailure(t, ipa(t, "--log-level", "loud", "inspect", ref), 1, `ipa-oci: --log-level "loud": use debug, info, warn or error`)
 	wantFailure(t, ipa(t, "--log-format", "xml", "inspect", ref), 1, `ipa-oci: --log-format "xml": use text or json`)
 }
+
+// TestE2EArgumentErrors checks that a missing or extra argument fails with one line naming
+// what is expected, exit 1.
+func TestE2EArgumentErrors(t *testing.T) {
+	ref := "the reference HOST[:PORT]/REPO:TAG, HOST/REPO@sha256:... or oci:DIR:TAG"
+	wantFailure(t, ipa(t, "pull"), 1, "ipa-oci: pull: expects one argument, "+ref+" (got 0); see 'ipa-oci pull --help'")
+	wantFailure(t, ipa(t, "inspect", "a", "b"), 1, "ipa-oci: inspect: expects one argument, "+ref+" (got 2); see 'ipa-oci inspect --help'")
+	wantFailure(t, ipa(t, "verify"), 1, "ipa-oci: verify: expects one argument, the pull destination DIR (got 0); see 'ipa-oci verify --help'")
+	wantFailure(t, ipa(t, "pull", "registry.example.com/ipa:1"), 1, "ipa-oci: pull: --dest DIR is required")
+	wantFailure(t, ipa(t, "push", "registry.example.com/ipa:1"), 1, "ipa-oci: push: --kernel and --initramfs are required")
+	wantFailure(t, ipa(t, "pull", "x/y:z", "--dest", t.TempDir()), 1,
+		`ipa-oci: reference "x/y:z": name the registry host, as in registry.example.com/ipa/ironic-python-agent:2024.2`)
+}

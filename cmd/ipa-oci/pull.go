@@ -23,7 +23,7 @@ func newPullCmd(g *globalOptions) *cobra.Command {
 ironic-python-agent_aarch64.* for arm64), SHA256SUMS and ipa-oci.json in DIR. Every blob is
 verified before it becomes visible; kernel and initramfs switch together; the previous version is
 kept for 'ipa-oci rollback'. When nothing changed it costs one manifest request and writes nothing.`,
-		Args: cobra.ExactArgs(1),
+		Args: refArg(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if po.Dest == "" {
 				return fmt.Errorf("pull: --dest DIR is required")

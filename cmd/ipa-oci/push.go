@@ -25,7 +25,7 @@ into the OCI image index at REF (replacing the same architecture), tags the per-
 VERSION-ARCH and any --tag, attaches --build-info as a referrer, and prints the index digest.
 
 REF is HOST[:PORT]/REPO:TAG or oci:DIR:TAG (an OCI image layout directory).`,
-		Args: cobra.ExactArgs(1),
+		Args: refArg(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if req.Kernel == "" || req.Initramfs == "" {
 				return fmt.Errorf("push: --kernel and --initramfs are required")

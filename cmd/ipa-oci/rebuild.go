@@ -21,7 +21,7 @@ prints MATCH or DIFFER for each file against both the build-info and the files p
 The external tree (and kernel config directory) must be checked out at the recorded content; the
 builder image with the recorded ID must exist locally (or pass --builder-image to try another).
 Exit status: 0 when every file matches, 1 otherwise.`,
-		Args: cobra.ExactArgs(1),
+		Args: refArg(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref := args[0]
 			ctx := cmd.Context()

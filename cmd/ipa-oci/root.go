@@ -80,3 +80,18 @@ func progressOut(w io.Writer) io.Writer {
 	}
 	return nil
 }
+
+// oneArg requires exactly one positional argument and names it in the error.
+func oneArg(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return fmt.Errorf("%s: expects one argument, %s (got %d); see 'ipa-oci %s --help'", cmd.Name(), what, len(args), cmd.Name())
+		}
+		return nil
+	}
+}
+
+// refArg is oneArg for an artifact reference.
+func refArg() cobra.PositionalArgs {
+	return oneArg("the reference HOST[:PORT]/REPO:TAG, HOST/REPO@sha256:... or oci:DIR:TAG")
+}

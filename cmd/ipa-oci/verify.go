@@ -17,7 +17,7 @@ func newVerifyCmd(g *globalOptions) *cobra.Command {
 		Short: "Recompute the digests of pulled files; with --against, compare with the registry",
 		Long: `Verify recomputes every file's sha256 against DIR/ipa-oci.json and SHA256SUMS and, with
 --against, against what REF holds now. It exits 1 and names each mismatch; 2 if it cannot run.`,
-		Args: cobra.ExactArgs(1),
+		Args: oneArg("the pull destination DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bad, err := images.Verify(cmd.Context(), args[0], against, reg.options(g, cmd)...)
 			if err != nil {
