@@ -15,6 +15,10 @@ type TestInitramfsOptions struct {
 	Output string
 	// ExtraDir, if set, is copied over the image last (extra files for a test).
 	ExtraDir string
+	// Busybox is the busybox-static binary to install (default /bin/busybox, the host's).
+	// A foreign-arch binary (FetchArm64Busybox) is checked without running it; its applet
+	// list then comes from the host's /bin/busybox, which must be the same version.
+	Busybox string
 }
 
 // BuildTestInitramfs assembles the boot-test initramfs with scripts/mk-test-initramfs.sh:
@@ -29,11 +33,26 @@ func BuildTestInitramfs(ctx context.Context, opts TestInitramfsOptions) (string,
 	if opts.ExtraDir != "" {
 		args = append(args, opts.ExtraDir)
 	}
-	if _, err := runScript(ctx, nil, "mk-test-initramfs.sh", args...); err != nil {
+	var env []string
+	if opts.Busybox != "" {
+		env = append(env, "BUSYBOX="+opts.Busybox)
+	}
+	if _, err := runScriptEnv(ctx, nil, env, "mk-test-initramfs.sh", args...); err != nil {
 		return "", fmt.Errorf("test initramfs %s: %w", opts.Output, err)
 	}
 	if _, err := os.Stat(opts.Output); err != nil {
 		return "", fmt.Errorf("test initramfs %s not written: %w", opts.Output, err)
 	}
 	return opts.Output, nil
+}
+
+// FetchArm64Busybox returns Debian's busybox-static for arm64, fetched once with
+// scripts/fetch-arm64-busybox.sh (apt-get download busybox-static:arm64, adding the arm64
+// dpkg architecture if needed) and cached under $IPA_OCI_CACHE/busybox-arm64/.
+func FetchArm64Busybox(ctx context.Context) (string, error) {
+	p, err := runScript(ctx, nil, "fetch-arm64-busybox.sh")
+	if err != nil {
+		return "", fmt.Errorf("arm64 busybox-static: %w", err)
+	}
+	return p, nil
 }

@@ -193,12 +193,20 @@ func BuildKernel(ctx context.Context, opts ...BuildOption) (kernelPath, modulesD
 // runScript runs scripts/<name> and returns the last line of its stdout; stderr goes to
 // logw (if not nil) and into the error on failure.
 func runScript(ctx context.Context, logw io.Writer, name string, args ...string) (string, error) {
+	return runScriptEnv(ctx, logw, nil, name, args...)
+}
+
+// runScriptEnv is runScript with env (KEY=value) added to the process environment.
+func runScriptEnv(ctx context.Context, logw io.Writer, env []string, name string, args ...string) (string, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return "", err
 	}
 	script := filepath.Join(root, "scripts", name)
 	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr

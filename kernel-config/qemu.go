@@ -33,6 +33,12 @@ const (
 	OVMFVars = "/usr/share/OVMF/OVMF_VARS.fd"
 )
 
+// AAVMF firmware files (UEFI for arm64 QEMU virt) from Debian's qemu-efi-aarch64 package.
+const (
+	AAVMFCode = "/usr/share/AAVMF/AAVMF_CODE.fd"
+	AAVMFVars = "/usr/share/AAVMF/AAVMF_VARS.fd"
+)
+
 // Netboot makes the VM boot from the network (-boot n) with QEMU's built-in TFTP server
 // serving TFTPDir and announcing Bootfile by DHCP (iPXE ROMs from Debian's ipxe-qemu).
 type Netboot struct {
@@ -40,8 +46,12 @@ type Netboot struct {
 	Bootfile string
 }
 
-// VMConfig describes one QEMU x86_64 boot.
+// VMConfig describes one QEMU boot (x86_64 pc by default, arm64 virt with Arch "arm64").
 type VMConfig struct {
+	// Arch is "x86_64" (default: -machine pc, qemu-system-x86_64) or "arm64" (-machine virt
+	// -cpu cortex-a57, qemu-system-aarch64; FirmwareBIOS then means direct kernel boot
+	// without firmware, FirmwareUEFI AAVMF).
+	Arch string
 	// Kernel, Initrd and Append are passed as -kernel, -initrd, -append (Kernel empty: no
 	// direct kernel boot, e.g. with Netboot).
 	Kernel, Initrd, Append string
@@ -66,7 +76,7 @@ type VMConfig struct {
 	WorkDir string
 	// Serial, if set, receives the serial console output as it comes.
 	Serial io.Writer
-	// QEMU is the binary; default qemu-system-x86_64.
+	// QEMU is the binary; default qemu-system-x86_64 (qemu-system-aarch64 for arm64).
 	QEMU string
 }
 
@@ -134,26 +144,44 @@ func QEMUArgs(cfg VMConfig) ([]string, error) {
 	if accel == "" {
 		accel = "tcg"
 	}
-	args := []string{
-		"-machine", "pc", "-accel", accel, "-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus),
-		"-display", "none", "-vga", "none", "-monitor", "none", "-serial", "stdio",
-		"-no-reboot", "-nodefaults",
+	arm64 := false
+	switch cfg.Arch {
+	case "", "x86_64":
+	case "arm64", "aarch64":
+		arm64 = true
+	default:
+		return nil, fmt.Errorf("qemu: unknown arch %q (want x86_64 or arm64)", cfg.Arch)
 	}
-	if strings.HasPrefix(accel, "kvm") {
+	machine, vga := "pc", []string{"-vga", "none"}
+	if arm64 {
+		machine, vga = "virt", nil
+	}
+	args := []string{"-machine", machine, "-accel", accel, "-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus),
+		"-display", "none"}
+	args = append(args, vga...)
+	args = append(args, "-monitor", "none", "-serial", "stdio", "-no-reboot", "-nodefaults")
+	switch {
+	case strings.HasPrefix(accel, "kvm"):
 		args = append(args, "-cpu", "host")
+	case arm64:
+		args = append(args, "-cpu", "cortex-a57")
+	}
+	code, varsTemplate, fwPkg := OVMFCode, OVMFVars, "ovmf"
+	if arm64 {
+		code, varsTemplate, fwPkg = AAVMFCode, AAVMFVars, "qemu-efi-aarch64"
 	}
 	switch cfg.Firmware {
 	case "", FirmwareBIOS:
 	case FirmwareUEFI:
-		vars := filepath.Join(cfg.WorkDir, "OVMF_VARS.fd")
-		if err := copyFile(OVMFVars, vars); err != nil {
-			return nil, fmt.Errorf("qemu: OVMF variable store (apt-get install ovmf): %w", err)
+		vars := filepath.Join(cfg.WorkDir, filepath.Base(varsTemplate))
+		if err := copyFile(varsTemplate, vars); err != nil {
+			return nil, fmt.Errorf("qemu: UEFI variable store (apt-get install %s): %w", fwPkg, err)
 		}
-		if _, err := os.Stat(OVMFCode); err != nil {
-			return nil, fmt.Errorf("qemu: OVMF firmware (apt-get install ovmf): %w", err)
+		if _, err := os.Stat(code); err != nil {
+			return nil, fmt.Errorf("qemu: UEFI firmware (apt-get install %s): %w", fwPkg, err)
 		}
 		args = append(args,
-			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+code,
 			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
 	default:
 		return nil, fmt.Errorf("qemu: unknown firmware %q (want bios or uefi)", cfg.Firmware)
@@ -216,12 +244,18 @@ func StartVM(ctx context.Context, cfg VMConfig) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	bin := cfg.QEMU
+	bin, pkg := cfg.QEMU, "qemu-system-x86"
+	if cfg.Arch == "arm64" || cfg.Arch == "aarch64" {
+		pkg = "qemu-system-arm"
+		if bin == "" {
+			bin = "qemu-system-aarch64"
+		}
+	}
 	if bin == "" {
 		bin = "qemu-system-x86_64"
 	}
 	if _, err := exec.LookPath(bin); err != nil {
-		return nil, fmt.Errorf("qemu: %s not found (apt-get install qemu-system-x86): %w", bin, err)
+		return nil, fmt.Errorf("qemu: %s not found (apt-get install %s): %w", bin, pkg, err)
 	}
 	vm := &VM{done: make(chan struct{})}
 	cmd := exec.CommandContext(ctx, bin, args...)

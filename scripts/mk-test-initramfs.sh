@@ -22,9 +22,36 @@ die() { printf 'mk-test-initramfs: %s\n' "$*" >&2; exit 1; }
 
 [ -d "$MODULES/lib/modules" ] || die "$MODULES/lib/modules missing: pass the modules directory of scripts/kernel-build.sh build"
 [ -x "$BUSYBOX" ] || die "$BUSYBOX missing: apt-get install busybox-static (scripts/setup-test-env.sh)"
-"$BUSYBOX" --list-full >/dev/null || die "$BUSYBOX is not a busybox binary"
-if command -v ldd >/dev/null && ldd "$BUSYBOX" 2>&1 | grep -q '=>'; then
-	die "$BUSYBOX is dynamically linked; install busybox-static"
+# ELF e_machine (offset 18, little endian) of a binary: 62 x86_64, 183 aarch64.
+elf_machine() { od -An -tu2 -j18 -N2 "$1" | tr -d ' '; }
+case "$(uname -m)" in
+x86_64) host_machine=62 ;;
+aarch64) host_machine=183 ;;
+*) host_machine=unknown ;;
+esac
+bb_machine=$(elf_machine "$BUSYBOX")
+if [ "$bb_machine" = "$host_machine" ]; then
+	"$BUSYBOX" --list-full >/dev/null || die "$BUSYBOX is not a busybox binary"
+	if command -v ldd >/dev/null && ldd "$BUSYBOX" 2>&1 | grep -q '=>'; then
+		die "$BUSYBOX is dynamically linked; install busybox-static"
+	fi
+	APPLETS=$("$BUSYBOX" --list-full)
+else
+	# A foreign-arch busybox (e.g. arm64 from scripts/fetch-arm64-busybox.sh) cannot run
+	# here: check it statically and take the applet list from the host's busybox-static
+	# (BUSYBOX_LIST_FROM), which must be the same Debian version (same applet set).
+	case "$bb_machine" in
+	62 | 183) ;;
+	*) die "$BUSYBOX is not an x86_64 or aarch64 ELF binary (e_machine ${bb_machine:-none})" ;;
+	esac
+	grep -aq 'BusyBox v' "$BUSYBOX" || die "$BUSYBOX is not a busybox binary"
+	! grep -aq '/lib/ld-linux' "$BUSYBOX" || die "$BUSYBOX is dynamically linked; use busybox-static"
+	LISTFROM=${BUSYBOX_LIST_FROM:-/bin/busybox}
+	[ "$(elf_machine "$LISTFROM")" = "$host_machine" ] || die "$LISTFROM (applet list source) is not a host binary"
+	want=$(grep -ao 'BusyBox v[0-9][^ ]* ([^)]*)' "$BUSYBOX" | head -n1 || true)
+	have=$("$LISTFROM" 2>&1 | grep -o 'BusyBox v[0-9][^ ]* ([^)]*)' | head -n1 || true)
+	[ "$want" = "$have" ] || die "$BUSYBOX is \"$want\" but $LISTFROM is \"$have\": the applet list needs the same version"
+	APPLETS=$("$LISTFROM" --list-full) || die "$LISTFROM --list-full failed"
 fi
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/ipa-test-initramfs.XXXXXX")
@@ -32,7 +59,7 @@ trap 'rm -rf "$stage"' EXIT
 cd "$stage"
 mkdir -p bin sbin usr/bin usr/sbin lib etc proc sys run tmp var/log root dev
 cp "$BUSYBOX" bin/busybox
-for a in $(bin/busybox --list-full); do
+for a in $APPLETS; do
 	[ -e "$a" ] || [ -L "$a" ] || ln -s /bin/busybox "$a"
 done
 cp -a "$MODULES/lib/modules" lib/

@@ -18,7 +18,7 @@ SUDO=""
 
 PKGS=(docker.io systemd strace debootstrap qemu-system-x86 qemu-utils ovmf ipxe-qemu linux-source-6.12
       busybox-static cpio xz-utils zstd curl bc flex bison libelf-dev libssl-dev make gcc
-      iproute2 kmod procps time)
+      iproute2 kmod procps time gcc-aarch64-linux-gnu qemu-system-arm qemu-efi-aarch64)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
