@@ -100,19 +100,9 @@ func bootArm64(t *testing.T, name, kernel, initrd string, fw Firmware, mac strin
 	defer vm.Stop()
 	fail := func(format string, args ...any) {
 		t.Helper()
-		out := vm.Output()
-		if len(out) > 12000 {
-			out = "...\n" + out[len(out)-12000:]
-		}
-		t.Fatalf(format+"\n--- serial console ---\n%s", append(args, out)...)
+		t.Fatalf(format+"\n--- serial console ---\n%s", append(args, vm.ConsoleTail(12000))...)
 	}
-	go func() { // a QEMU that exits early (panic, bad args) ends the wait at once
-		select {
-		case <-vm.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	vm.CancelOnExit(ctx, cancel)
 
 	lookup, err := srv.WaitLookup(ctx, mac)
 	if err != nil {

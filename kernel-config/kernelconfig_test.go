@@ -298,11 +298,7 @@ func bootOne(t *testing.T, kernel, initrd string, c bootCell, mac string) {
 	defer vm.Stop()
 	fail := func(format string, args ...any) {
 		t.Helper()
-		out := vm.Output()
-		if len(out) > 12000 {
-			out = "...\n" + out[len(out)-12000:]
-		}
-		t.Fatalf(format+"\n--- serial console ---\n%s", append(args, out)...)
+		t.Fatalf(format+"\n--- serial console ---\n%s", append(args, vm.ConsoleTail(12000))...)
 	}
 	if c.noDriver {
 		if err := vm.WaitOutput(ctx, "ipa-init: no network interfaces found"); err != nil {
@@ -317,13 +313,7 @@ func bootOne(t *testing.T, kernel, initrd string, c bootCell, mac string) {
 		t.Logf("%s: as expected, no interface and no lookup", c.name())
 		return
 	}
-	go func() { // a QEMU that exits early (panic, bad args) ends the wait at once
-		select {
-		case <-vm.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	vm.CancelOnExit(ctx, cancel)
 
 	lookup, err := srv.WaitLookup(ctx, mac)
 	if err != nil {

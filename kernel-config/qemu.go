@@ -318,6 +318,27 @@ func (vm *VM) WaitOutput(ctx context.Context, s string) error {
 	}
 }
 
+// ConsoleTail returns the last n bytes of the serial console, for failure messages.
+func (vm *VM) ConsoleTail(n int) string {
+	out := vm.Output()
+	if len(out) > n {
+		out = "...\n" + out[len(out)-n:]
+	}
+	return out
+}
+
+// CancelOnExit calls cancel when QEMU exits before ctx ends (a panic, bad arguments), so
+// that whoever waits on ctx stops at once instead of running into its timeout.
+func (vm *VM) CancelOnExit(ctx context.Context, cancel context.CancelFunc) {
+	go func() {
+		select {
+		case <-vm.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+}
+
 // Done is closed when QEMU has exited.
 func (vm *VM) Done() <-chan struct{} { return vm.done }
 

@@ -67,20 +67,10 @@ func TestE2EPXENetboot(t *testing.T) {
 			defer vm.Stop()
 			bootCtx, bootCancel := context.WithTimeout(ctx, 240*time.Second)
 			defer bootCancel()
-			go func() {
-				select {
-				case <-vm.Done():
-					bootCancel()
-				case <-bootCtx.Done():
-				}
-			}()
+			vm.CancelOnExit(bootCtx, bootCancel)
 			lookup, err := srv.WaitLookup(bootCtx, mac)
 			if err != nil {
-				o := vm.Output()
-				if len(o) > 12000 {
-					o = o[len(o)-12000:]
-				}
-				t.Fatalf("netboot (%s): no lookup with MAC %s: %v\n--- serial console ---\n%s", fw, mac, err, o)
+				t.Fatalf("netboot (%s): no lookup with MAC %s: %v\n--- serial console ---\n%s", fw, mac, err, vm.ConsoleTail(12000))
 			}
 			t.Logf("%s netboot: lookup %.1f s after QEMU start", fw, lookup.Time.Sub(vm.Started()).Seconds())
 		})
