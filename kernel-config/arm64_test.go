@@ -75,13 +75,7 @@ func bootArm64(t *testing.T, name, kernel, initrd string, fw Firmware, mac strin
 	}
 	defer srv.Close()
 	reqID := "req-arm64-" + string(fw)
-	appendArgs := []string{
-		"console=ttyAMA0", "panic=-1",
-		"ipa-api-url=" + srv.GuestURL(),
-		"ipa-inspection-callback-url=" + srv.GuestURL() + "/v1/continue",
-		"ipa-global-request-id=" + reqID,
-		"BOOTIF=01-" + strings.ReplaceAll(mac, ":", "-"),
-	}
+	appendArgs := agentArgs("ttyAMA0", srv, reqID, mac)
 	// TCG emulation of aarch64 on x86_64 is several times slower than x86_64 on x86_64;
 	// AAVMF adds its own start-up.
 	timeout := 240 * time.Second

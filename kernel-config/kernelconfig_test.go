@@ -274,13 +274,7 @@ func bootOne(t *testing.T, kernel, initrd string, c bootCell, mac string) {
 	}
 	defer srv.Close()
 	reqID := "req-" + strings.NewReplacer("/", "-", "+", "-").Replace(c.name())
-	appendArgs := []string{
-		"console=ttyS0,115200", "panic=-1",
-		"ipa-api-url=" + srv.GuestURL(),
-		"ipa-inspection-callback-url=" + srv.GuestURL() + "/v1/continue",
-		"ipa-global-request-id=" + reqID,
-		"BOOTIF=01-" + strings.ReplaceAll(mac, ":", "-"),
-	}
+	appendArgs := agentArgs("ttyS0,115200", srv, reqID, mac)
 	timeout := 120 * time.Second
 	if c.failFirst {
 		appendArgs = append(appendArgs, "ipa-standin-fail-first=1")
@@ -390,4 +384,16 @@ type testLogWriter struct{ t *testing.T }
 func (w testLogWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// agentArgs is the kernel command line of a boot test: serial console, panic reboots, and the
+// arguments Ironic passes to the agent, pointing at srv.
+func agentArgs(console string, srv *LookupServer, reqID, mac string) []string {
+	return []string{
+		"console=" + console, "panic=-1",
+		"ipa-api-url=" + srv.GuestURL(),
+		"ipa-inspection-callback-url=" + srv.GuestURL() + "/v1/continue",
+		"ipa-global-request-id=" + reqID,
+		"BOOTIF=01-" + strings.ReplaceAll(mac, ":", "-"),
+	}
 }
