@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -20,6 +21,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ipa-oci/ipa-oci/internal/testenv"
 	"github.com/moby/moby/client"
 	"github.com/sirupsen/logrus"
 )
@@ -59,7 +61,10 @@ func (c *counter) get(p string) int {
 var tenv testEnv
 
 func TestMain(m *testing.M) {
-	tenv.setupErr = setupTestEnv()
+	flag.Parse()
+	if !testing.Short() { // -short runs only the tests that need no Docker engine
+		tenv.setupErr = setupTestEnv()
+	}
 	code := m.Run()
 	if tenv.srv != nil {
 		tenv.srv.Close()
@@ -123,6 +128,7 @@ func setupTestEnv() error {
 
 func needEnv(t testing.TB) {
 	t.Helper()
+	testenv.SkipInShort(t, "a Docker engine and the builder image")
 	if tenv.setupErr != nil {
 		t.Fatalf("test environment: %v", tenv.setupErr)
 	}

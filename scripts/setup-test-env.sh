@@ -30,21 +30,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- Docker engine -----------------------------------------------------------------------
-if ! docker version >/dev/null 2>&1; then
-  log "starting dockerd"
-  for driver in overlay2 vfs; do
-    $SUDO sh -c "nohup dockerd --storage-driver=$driver --iptables=false --ip6tables=false --bridge=none \
-      >/var/log/ipa-oci-dockerd.log 2>&1 &"
-    for _ in $(seq 1 60); do
-      docker version >/dev/null 2>&1 && break
-      sleep 0.5
-    done
-    if docker version >/dev/null 2>&1; then log "dockerd up ($driver)"; break; fi
-    log "dockerd with $driver did not come up; see /var/log/ipa-oci-dockerd.log"
-    $SUDO pkill dockerd || true; sleep 1
-  done
-  docker version >/dev/null 2>&1 || { log "no Docker engine"; exit 1; }
-fi
+bash scripts/start-dockerd.sh
 
 # --- base image from debootstrap ---------------------------------------------------------
 BASE_IMAGE=ipa-oci/debian-base:bookworm

@@ -165,6 +165,7 @@ func TestE2EBuildInterrupt(t *testing.T) {
 // e2eBuilderImage returns the test builder image (built once, reused by recipe label) and a client.
 func e2eBuilderImage(t *testing.T) (string, *client.Client) {
 	t.Helper()
+	testenv.SkipInShort(t, "a Docker engine and the builder image")
 	ctx := context.Background()
 	cli, err := builder.NewDockerClient(ctx)
 	if err != nil {

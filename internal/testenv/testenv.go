@@ -145,3 +145,12 @@ http:
 		}
 	}
 }
+
+// SkipInShort skips t in -short mode, which runs only the fast tests: those that need no
+// Docker engine, no QEMU boot and no kernel build. needs says what the test needs.
+func SkipInShort(t testing.TB, needs string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("skipped in -short mode: needs %s (run without -short for the whole suite)", needs)
+	}
+}
