@@ -239,28 +239,17 @@ func (d *destDir) download(ctx context.Context, o *options, t Target, desc ocisp
 		w = io.MultiWriter(vw, bar)
 		defer bar.finish()
 	}
-	attempt := 0
-	for vw.n < desc.Size {
+	err = o.retryResumable(ctx, "fetch blob "+desc.Digest.String(), func() (bool, error) {
 		start := vw.n
-		err = fetchInto(ctx, t, desc, vw.n, w)
-		if err == nil || errors.Is(err, ErrDigestMismatch) || !retryable(err) || ctx.Err() != nil {
-			break
+		if start == desc.Size {
+			return false, nil
 		}
-		if vw.n > start {
-			attempt = 0 // progress was made: this is a new failure, not a repeated one
+		if start > 0 {
+			log.WithField("offset", start).Debug("requesting the rest of the blob")
 		}
-		if attempt >= o.retries {
-			break
-		}
-		wait := o.backoffFor(attempt)
-		attempt++
-		log.WithFields(map[string]any{"offset": vw.n, "attempt": attempt, "wait": wait.String()}).WithError(err).Warn("transfer broke; resuming")
-		select {
-		case <-ctx.Done():
-			err = ctx.Err()
-		case <-time.After(wait):
-		}
-	}
+		err := fetchInto(ctx, t, desc, start, w)
+		return vw.n > start, err
+	})
 	if err == nil {
 		err = vw.check()
 	}

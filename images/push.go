@@ -113,7 +113,7 @@ func Push(ctx context.Context, ref string, req PushRequest, opts ...Option) (oci
 	// the index this push replaced, so the merged index keeps one per architecture.
 	infos := map[string][]byte{}
 	if base != nil {
-		carried, err := buildInfos(ctx, t, baseDesc.Digest)
+		carried, err := buildInfos(ctx, o, t, baseDesc.Digest)
 		if err != nil {
 			return ocispec.Descriptor{}, fmt.Errorf("push %s: %w", ref, err)
 		}
@@ -173,7 +173,7 @@ func attachBuildInfo(ctx context.Context, t Target, subject ocispec.Descriptor, 
 }
 
 // buildInfos returns the build-info documents attached to subject, by architecture.
-func buildInfos(ctx context.Context, t Target, subject digest.Digest) (map[string][]byte, error) {
+func buildInfos(ctx context.Context, o *options, t Target, subject digest.Digest) (map[string][]byte, error) {
 	refs, err := t.Referrers(ctx, subject)
 	if err != nil {
 		return nil, err
@@ -199,7 +199,7 @@ func buildInfos(ctx context.Context, t Target, subject digest.Digest) (map[strin
 		if len(m.Layers) != 1 {
 			return nil, fmt.Errorf("build info %s: not a single-layer manifest", d.Digest)
 		}
-		data, err := fetchSmallBlob(ctx, t, m.Layers[0])
+		data, err := fetchSmallBlob(ctx, o, t, m.Layers[0])
 		if err != nil {
 			return nil, fmt.Errorf("build info %s: %w", d.Digest, err)
 		}
@@ -218,7 +218,7 @@ func FetchBuildInfo(ctx context.Context, ref string, arch string, opts ...Option
 	if err != nil {
 		return nil, fmt.Errorf("build info of %s: %w", ref, err)
 	}
-	infos, err := buildInfos(ctx, r.Target, desc.Digest)
+	infos, err := buildInfos(ctx, makeOptions(opts...), r.Target, desc.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("build info of %s: %w", ref, err)
 	}
@@ -233,21 +233,20 @@ func FetchBuildInfo(ctx context.Context, ref string, arch string, opts ...Option
 }
 
 // fetchSmallBlob reads a small blob (build info) fully and verifies it.
-func fetchSmallBlob(ctx context.Context, t Target, desc ocispec.Descriptor) ([]byte, error) {
+func fetchSmallBlob(ctx context.Context, o *options, t Target, desc ocispec.Descriptor) ([]byte, error) {
 	if desc.Size > maxManifestSize {
 		return nil, fmt.Errorf("blob %s: %d bytes is too large", desc.Digest, desc.Size)
 	}
-	rc, err := t.FetchBlob(ctx, desc, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
 	var buf bytesBuffer
-	vw := newVerifyingWriter(&buf, desc)
-	if _, err := copyCtx(ctx, vw, rc); err != nil {
-		return nil, err
-	}
-	if err := vw.check(); err != nil {
+	err := o.retry(ctx, "fetch blob "+desc.Digest.String(), func() error {
+		buf.Reset()
+		vw := newVerifyingWriter(&buf, desc)
+		if err := fetchInto(ctx, t, desc, 0, vw); err != nil {
+			return err
+		}
+		return vw.check()
+	})
+	if err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
