@@ -277,7 +277,7 @@ func loggedWaits(t *testing.T, hook *logtest.Hook) []time.Duration {
 // retry layer, not the download loop's retries around FetchBlob's own.
 func TestPullRetryIsOneLayer(t *testing.T) {
 	f := newFaultFixture(t)
-	f.proxy.set(func(p *faultProxy) { p.blobSuffix, p.fail500 = f.v2InitramfsHex, 1 << 30 })
+	f.proxy.set(func(p *faultProxy) { p.blobSuffix, p.fail500 = f.v2InitramfsHex, 1<<30 })
 	logger, hook := logtest.NewNullLogger()
 	_, err := images.Pull(context.Background(), f.ref, images.PullOptions{Dest: f.dir},
 		images.WithRetry(4, time.Millisecond), images.WithLogger(logger))
@@ -303,7 +303,7 @@ func TestPullRetryIsOneLayer(t *testing.T) {
 // through the policy's sleep instead of being waited out.
 func TestPullRetryDefaultSchedule(t *testing.T) {
 	f := newFaultFixture(t)
-	f.proxy.set(func(p *faultProxy) { p.blobSuffix, p.fail500 = f.v2InitramfsHex, 1 << 30 })
+	f.proxy.set(func(p *faultProxy) { p.blobSuffix, p.fail500 = f.v2InitramfsHex, 1<<30 })
 	var mu sync.Mutex
 	var slept []time.Duration
 	sleep := func(ctx context.Context, d time.Duration) error {
