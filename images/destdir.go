@@ -109,10 +109,12 @@ func mkdirPublic(dir string) error {
 			return err
 		}
 	}
-	if err := os.Mkdir(dir, publicDirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(dir, publicDirMode); errors.Is(err, fs.ErrExist) {
+		return nil // made meanwhile by someone else: theirs to choose
+	} else if err != nil {
 		return err
 	}
-	return os.Chmod(dir, publicDirMode)
+	return os.Chmod(dir, publicDirMode) // Mkdir applied the umask
 }
 
 // mkdirPublic creates dir (inside DIR) if needed and makes sure servers can traverse and list it.

@@ -44,8 +44,9 @@ func fetch(t *testing.T, url string) []byte {
 // TestE2EPXEServeUnprivileged pulls (as root, under umask 077) into the directory that a real
 // tftpd-hpa (--secure, as nobody) and a real HTTP server (BusyBox httpd, as nobody) serve, and
 // fetches the kernel, the initramfs, boot.ipxe and the summaries from both with curl,
-// byte-exact: after the first pull and again after an update. DIR is either created by the
-// pull or made beforehand by the operator (install -d -m 0755).
+// byte-exact: after the first pull, after an update, and after an up-to-date pull over files
+// made private (as older releases left them). DIR is either created by the pull or made
+// beforehand by the operator (install -d -m 0755).
 func TestE2EPXEServeUnprivileged(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: tftpd-hpa chroots and both servers switch to user nobody; run the suite as root (CI does)")
@@ -66,11 +67,23 @@ func TestE2EPXEServeUnprivileged(t *testing.T) {
 				}
 			}
 			var tftp, httpd *testenv.FileServer
-			for v, f := range []files{amd64Files(t, uint64(110+10*n), 64<<10, 1<<20), amd64Files(t, uint64(111+10*n), 48<<10, 1536<<10)} {
-				d := push(t, ref, f, "--ipa-version", "v"+strconv.Itoa(v+1))
+			v1, v2 := amd64Files(t, uint64(110+10*n), 64<<10, 1<<20), amd64Files(t, uint64(111+10*n), 48<<10, 1536<<10)
+			// Versions 1 and 2, then version 2 again after its files were made private, as older
+			// releases left them under a strict umask: the up-to-date pull repairs the modes.
+			for v, f := range []files{v1, v2, v2} {
+				state := "updated"
+				if v < 2 {
+					push(t, ref, f, "--ipa-version", "v"+strconv.Itoa(v+1))
+				} else {
+					state = "up to date"
+					if out, err := exec.Command("chmod", "-R", "go-rwx", filepath.Join(dir, ".ipa-oci")).CombinedOutput(); err != nil {
+						t.Fatalf("chmod -R go-rwx: %v %s", err, out)
+					}
+				}
+				d := headManifest(t, reg.Host, e2eRepo, "served-"+strconv.Itoa(n))
 				out := pullUmask077(t, ref, "--dest", dir, "--plain-http", "--ipxe", "--kernel-arg", "ipa-api-url=http://192.0.2.1:6385")
-				if out != "updated amd64 "+d+"\n" {
-					t.Fatalf("pull of version %d printed %q", v+1, out)
+				if out != state+" amd64 "+d+"\n" {
+					t.Fatalf("pull %d printed %q, want %q", v+1, out, state+" amd64 "+d)
 				}
 				if tftp == nil {
 					tftp, httpd = testenv.StartTFTPD(t, dir), testenv.StartHTTPD(t, dir)
@@ -88,7 +101,7 @@ func TestE2EPXEServeUnprivileged(t *testing.T) {
 				for name, w := range want {
 					for _, url := range []string{"tftp://" + tftp.Addr + "/" + name, "http://" + httpd.Addr + "/" + name} {
 						if got := fetch(t, url); got != nil && !bytes.Equal(got, w) {
-							t.Errorf("version %d: %s served %d bytes (sha256 %.12s), want %d (sha256 %.12s)", v+1, url, len(got), sha256hex(got), len(w), sha256hex(w))
+							t.Errorf("pull %d: %s served %d bytes (sha256 %.12s), want %d (sha256 %.12s)", v+1, url, len(got), sha256hex(got), len(w), sha256hex(w))
 						}
 					}
 				}
