@@ -35,7 +35,7 @@ type PullOptions struct {
 
 // PullResult says what a pull did.
 type PullResult struct {
-	Updated bool    // false: DIR already held this index; nothing was written
+	Updated bool    // false: DIR already held this index, intact; no served file was written
 	Record  *Record // the arch's current record after the pull
 	// Repaired lists the files of an up-to-date DIR that no longer matched their digests (with
 	// why) and were downloaded again.

@@ -249,7 +249,7 @@ func (d *destDir) reuseLocal(ctx context.Context, o *options, candidates []strin
 			id, err := statID(dst)
 			return id, err == nil, err
 		}
-		if err := os.Chmod(dst, 0o644); err != nil { // (written by an older ipa-oci under a strict umask)
+		if err := makePublic(dst, 0o444); err != nil { // (written by an older ipa-oci under a strict umask)
 			return fileID{}, false, err
 		}
 		id, err := statID(dst)

@@ -161,3 +161,37 @@ func TestE2EPullIPXEInjection(t *testing.T) {
 	}
 	noChain(dir)
 }
+
+// TestE2EPullRepairsModifiedFile: a byte flipped in place in the served initramfs (size kept)
+// is found by the next pull of the same tag, which says so on stderr, downloads the file again
+// and prints "updated"; `--verify-local` on the repaired DIR hashes everything and finds it
+// up to date.
+func TestE2EPullRepairsModifiedFile(t *testing.T) {
+	t.Parallel()
+	reg := startRegistry(t)
+	ref := reg.Host + "/" + e2eRepo + ":repair"
+	f := amd64Files(t, 130, 32<<10, 512<<10)
+	d := push(t, ref, f)
+	dir := t.TempDir()
+	mustOK(t, "pull", ref, "--dest", dir, "--plain-http")
+	served := filepath.Join(dir, "ironic-python-agent.initramfs")
+	h, err := os.OpenFile(served, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WriteAt([]byte{f.initramfs[1000] ^ 0xff}, 1000); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	r := ipa(t, "pull", ref, "--dest", dir, "--plain-http")
+	if r.code != 0 || r.stdout != "updated amd64 "+d+"\n" ||
+		!strings.Contains(r.stderr, "files in DIR do not match their digests; downloading them again") ||
+		!strings.Contains(r.stderr, "ironic-python-agent.initramfs: digest sha256:") {
+		t.Errorf("pull over a modified initramfs: exit %d\nstdout: %s\nstderr: %s\nwant exit 0, \"updated amd64 %s\" and a warning naming the file", r.code, r.stdout, r.stderr, d)
+	}
+	assertServes(t, dir, f)
+	sha256sumCheck(t, dir)
+	if out := mustOK(t, "pull", ref, "--dest", dir, "--plain-http", "--verify-local"); out != "up to date amd64 "+d+"\n" {
+		t.Errorf("pull --verify-local after the repair: %q", out)
+	}
+}
