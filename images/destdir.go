@@ -1,6 +1,7 @@
 package images
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,11 +24,23 @@ import (
 //	DIR/boot.ipxe                     -> .ipa-oci/amd64/current/boot.ipxe   (with --ipxe)
 //	DIR/SHA256SUMS, DIR/ipa-oci.json     regular files covering every architecture
 //	DIR/.ipa-oci/lock                    serialises pulls
+//	DIR/.ipa-oci/stamps.json             stat(2) of each served file when its digest was checked
 //	DIR/.ipa-oci/partial/<hex>.part      interrupted downloads, resumed with HTTP Range
 //	DIR/.ipa-oci/<arch>/current          symlink to versions/<id>: switched with one rename,
 //	DIR/.ipa-oci/<arch>/previous         so kernel and initramfs change together
 //	DIR/.ipa-oci/<arch>/versions/<id>/   complete, verified files + record.json
+//
+// Whatever a TFTP or HTTP server reads (the files, and every directory on the way to them) is
+// made world-readable (0644 files, 0755 directories) whatever the puller's umask: servers run
+// as their own unprivileged users (tftpd-hpa as tftp, nginx as www-data). The lock, the stamps
+// and partial downloads are not served.
 const stateDirName = ".ipa-oci"
+
+// Modes of what is served.
+const (
+	publicDirMode  fs.FileMode = 0o755
+	publicFileMode fs.FileMode = 0o644
+)
 
 // Record describes one architecture's files in a pull destination (ipa-oci.json).
 type Record struct {
@@ -65,7 +78,7 @@ type destDir struct {
 func openDestDir(dir string) (*destDir, error) {
 	st, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := mkdirPublic(dir); err != nil {
 			return nil, fmt.Errorf("dest %s: %w", dir, err)
 		}
 	} else if err != nil {
@@ -74,10 +87,83 @@ func openDestDir(dir string) (*destDir, error) {
 		return nil, fmt.Errorf("dest %s: not a directory; pass the directory your TFTP/HTTP server serves", dir)
 	}
 	d := &destDir{dir: dir}
+	if err := d.mkdirPublic(d.state()); err != nil {
+		return nil, fmt.Errorf("dest %s: %w", dir, err)
+	}
 	if err := os.MkdirAll(d.state("partial"), 0o755); err != nil {
 		return nil, fmt.Errorf("dest %s: %w", dir, err)
 	}
 	return d, nil
+}
+
+// mkdirPublic creates dir and its missing parents with mode 0755, whatever the umask.
+func mkdirPublic(dir string) error {
+	if st, err := os.Stat(dir); err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("%s: not a directory", dir)
+		}
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := mkdirPublic(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, publicDirMode); errors.Is(err, fs.ErrExist) {
+		return nil // made meanwhile by someone else: theirs to choose
+	} else if err != nil {
+		return err
+	}
+	return os.Chmod(dir, publicDirMode) // Mkdir applied the umask
+}
+
+// mkdirPublic creates dir (inside DIR) if needed and makes sure servers can traverse and list it.
+func (d *destDir) mkdirPublic(dir string) error {
+	if err := mkdirPublic(dir); err != nil {
+		return err
+	}
+	return makePublic(dir, publicDirMode)
+}
+
+// makePublic adds the read (and, for directories, search) bits servers need to path's mode,
+// leaving it alone when they are there: a pull that changes nothing writes nothing.
+func makePublic(path string, want fs.FileMode) error {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if st.Mode()&fs.ModeSymlink != 0 || st.Mode().Perm()&want == want {
+		return nil
+	}
+	return os.Chmod(path, st.Mode().Perm()|want)
+}
+
+// ensurePublic makes what DIR serves from arch's version vdir readable by any user: the
+// directories from DIR down to vdir, the files in it, and the summaries. Pulls by older
+// ipa-oci releases under a strict umask left them 0700/0600.
+func (d *destDir) ensurePublic(arch, vdir string) error {
+	for _, dir := range []string{d.state(), d.state(arch), d.state(arch, "versions"), vdir} {
+		if err := makePublic(dir, publicDirMode); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(vdir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			if err := makePublic(filepath.Join(vdir, e.Name()), 0o444); err != nil {
+				return err
+			}
+		}
+	}
+	for _, name := range []string{"SHA256SUMS", "ipa-oci.json"} {
+		if err := makePublic(filepath.Join(d.dir, name), 0o444); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 func (d *destDir) state(parts ...string) string {
@@ -113,13 +199,21 @@ func (d *destDir) lock(ctx context.Context, log func(string)) (unlock func(), er
 	}
 }
 
-// current returns the record of arch's current version, or nil.
-func (d *destDir) current(arch string) (*Record, error) {
-	return d.readRecord(filepath.Join(d.state(arch, "current"), "record.json"))
-}
-
-func (d *destDir) previous(arch string) (*Record, error) {
-	return d.readRecord(filepath.Join(d.state(arch, "previous"), "record.json"))
+// linked returns the version directory that arch's link ("current" or "previous") points at,
+// and its record; both empty when there is none.
+func (d *destDir) linked(arch, link string) (string, *Record, error) {
+	t, err := os.Readlink(d.state(arch, link))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil, nil
+	} else if err != nil {
+		return "", nil, err
+	}
+	vdir := filepath.Join(d.state(arch), t)
+	rec, err := d.readRecord(filepath.Join(vdir, "record.json"))
+	if err != nil || rec == nil {
+		return "", nil, err
+	}
+	return vdir, rec, nil
 }
 
 func (d *destDir) readRecord(path string) (*Record, error) {
@@ -136,52 +230,36 @@ func (d *destDir) readRecord(path string) (*Record, error) {
 	return &r, nil
 }
 
-// versionDir is where the files of index digest idx for arch live.
-func (d *destDir) versionDir(arch string, idx digest.Digest) string {
-	return d.state(arch, "versions", idx.Encoded()[:16])
-}
-
-// intact reports whether the files of rec are present in its version with the recorded sizes.
-func (d *destDir) intact(rec *Record) bool {
-	for _, f := range rec.Files {
-		st, err := os.Stat(filepath.Join(d.versionDir(rec.Arch, rec.IndexDigest), f.Name))
-		if err != nil || st.Size() != f.Size {
-			return false
+// newVersionDir returns a free name for a version directory of index idx for arch:
+// versions/<16 hex digits of idx>, or with -2, -3... appended when an earlier copy of the same
+// index is still there (re-installing a damaged version never touches the served one).
+func (d *destDir) newVersionDir(arch string, idx digest.Digest) string {
+	base := d.state(arch, "versions", idx.Encoded()[:16])
+	for n := 1; ; n++ {
+		p := base
+		if n > 1 {
+			p = fmt.Sprintf("%s-%d", base, n)
+		}
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			return p
 		}
 	}
-	return true
 }
 
-// findLocal returns a path in any version of any architecture holding a file with digest dg.
-func (d *destDir) findLocal(dg digest.Digest) string {
-	recs, _ := filepath.Glob(d.state("*", "versions", "*", "record.json"))
-	for _, p := range recs {
-		rec, err := d.readRecord(p)
-		if err != nil || rec == nil {
-			continue
-		}
-		for _, f := range rec.Files {
-			if f.Digest == dg {
-				path := filepath.Join(filepath.Dir(p), f.Name)
-				if st, err := os.Stat(path); err == nil && st.Size() == f.Size {
-					return path
-				}
-			}
-		}
+// switchTo makes version directory vdir (holding rec) current for arch, then points the
+// top-level names at it and rewrites the summaries. The old current becomes previous, unless
+// it holds the same index (a repaired copy), which is then dropped and previous kept.
+func (d *destDir) switchTo(arch, vdir string, rec *Record, extraNames []string) error {
+	id := filepath.Base(vdir)
+	oldDir, oldRec, err := d.linked(arch, "current")
+	if err != nil {
+		return err
 	}
-	return ""
-}
-
-// switchTo makes version dir (relative name under versions/) current for arch, keeping the old
-// current as previous, then points the top-level names at it and rewrites the summaries.
-func (d *destDir) switchTo(arch string, rec *Record, extraNames []string) error {
-	id := filepath.Base(d.versionDir(arch, rec.IndexDigest))
-	old, _ := os.Readlink(d.state(arch, "current"))
 	if err := replaceSymlink(filepath.Join("versions", id), d.state(arch, "current")); err != nil {
 		return err
 	}
-	if old != "" && filepath.Base(old) != id {
-		if err := replaceSymlink(old, d.state(arch, "previous")); err != nil {
+	if oldDir != "" && filepath.Base(oldDir) != id && (oldRec == nil || oldRec.IndexDigest != rec.IndexDigest) {
+		if err := replaceSymlink(filepath.Join("versions", filepath.Base(oldDir)), d.state(arch, "previous")); err != nil {
 			return err
 		}
 	}
@@ -215,7 +293,8 @@ func (d *destDir) linkTopLevel(arch string, rec *Record, extraNames []string) er
 	return syncDir(d.dir)
 }
 
-// writeSummaries rewrites DIR/SHA256SUMS and DIR/ipa-oci.json from every architecture's current record.
+// writeSummaries rewrites DIR/SHA256SUMS and DIR/ipa-oci.json from every architecture's
+// current record where their content differs.
 func (d *destDir) writeSummaries() error {
 	archs, _ := filepath.Glob(d.state("*", "current"))
 	sum := Summary{SchemaVersion: 1, Artifacts: []Record{}}
@@ -239,10 +318,18 @@ func (d *destDir) writeSummaries() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(d.dir, "SHA256SUMS"), []byte(strings.Join(lines, ""))); err != nil {
+	if err := writeIfChanged(filepath.Join(d.dir, "SHA256SUMS"), []byte(strings.Join(lines, ""))); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(d.dir, "ipa-oci.json"), append(b, '\n'))
+	return writeIfChanged(filepath.Join(d.dir, "ipa-oci.json"), append(b, '\n'))
+}
+
+// writeIfChanged writes data to path (atomically) unless path already holds exactly data.
+func writeIfChanged(path string, data []byte) error {
+	if have, err := os.ReadFile(path); err == nil && bytes.Equal(have, data) {
+		return nil
+	}
+	return writeFileAtomic(path, data)
 }
 
 // gc removes versions of arch that are neither current nor previous, and stale partial files.
@@ -299,18 +386,4 @@ func replaceSymlink(target, link string) error {
 		return err
 	}
 	return nil
-}
-
-// linkOrCopy places the verified file src at dst (hard link, or a copy across filesystems).
-func linkOrCopy(ctx context.Context, src, dst string, dg digest.Digest, size int64) error {
-	os.Remove(dst)
-	if err := os.Link(src, dst); err == nil {
-		return nil
-	}
-	f, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return writeVerified(ctx, dst, f, descriptorOf(dg, size), nil)
 }

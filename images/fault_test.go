@@ -3,15 +3,18 @@ package images_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ipa-oci/ipa-oci/images"
 	"github.com/ipa-oci/ipa-oci/internal/testenv"
 	"github.com/opencontainers/go-digest"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 )
 
 // faultFixture is a real registry holding v1 and v2 of an artifact, a proxy in front of it,
@@ -237,5 +240,94 @@ func TestPushSkipsBlobsTheRegistryHas(t *testing.T) {
 	}
 	if n := uploads(); n != 0 {
 		t.Fatalf("second push of the same files started %d blob uploads, want 0", n)
+	}
+}
+
+// blobGETs counts the proxy's GET requests for the blob whose digest ends in hex.
+func (p *faultProxy) blobGETs(hex string) int {
+	n := 0
+	for _, r := range p.seen() {
+		if r.Method == "GET" && strings.HasSuffix(r.Path, hex) {
+			n++
+		}
+	}
+	return n
+}
+
+// loggedWaits returns the "wait" fields of the retry warnings logged, in order.
+func loggedWaits(t *testing.T, hook *logtest.Hook) []time.Duration {
+	t.Helper()
+	var out []time.Duration
+	for _, e := range hook.AllEntries() {
+		w, ok := e.Data["wait"]
+		if !ok {
+			continue
+		}
+		d, err := time.ParseDuration(fmt.Sprint(w))
+		if err != nil {
+			t.Fatalf("log entry %q: wait %v: %v", e.Message, w, err)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// TestPullRetryIsOneLayer: a registry answering 500 forever for a blob gets exactly 1+retries
+// GETs for it, and the waits logged are the backoff schedule once (1, 3, 9, 27 ms here): one
+// retry layer, not the download loop's retries around FetchBlob's own.
+func TestPullRetryIsOneLayer(t *testing.T) {
+	f := newFaultFixture(t)
+	f.proxy.set(func(p *faultProxy) { p.blobSuffix, p.fail500 = f.v2InitramfsHex, 1<<30 })
+	logger, hook := logtest.NewNullLogger()
+	_, err := images.Pull(context.Background(), f.ref, images.PullOptions{Dest: f.dir},
+		images.WithRetry(4, time.Millisecond), images.WithLogger(logger))
+	if err == nil || !strings.Contains(err.Error(), "Internal Server Error") {
+		t.Fatalf("pull against a blob answering 500: err = %v, want the 500 named", err)
+	}
+	if n := f.proxy.blobGETs(f.v2InitramfsHex); n != 5 {
+		t.Errorf("initramfs blob GETs = %d, want 5 (one attempt and 4 retries)", n)
+	}
+	waits := loggedWaits(t, hook)
+	var sum time.Duration
+	for _, w := range waits {
+		sum += w
+	}
+	if fmt.Sprint(waits) != "[1ms 3ms 9ms 27ms]" || sum != 40*time.Millisecond {
+		t.Errorf("retry waits logged %v (sum %v), want [1ms 3ms 9ms 27ms] (sum 40ms)", waits, sum)
+	}
+	assertServes(t, f.dir, f.v1k, f.v1i)
+}
+
+// TestPullRetryDefaultSchedule: with the default policy, a blob answering 500 forever costs 5
+// GETs and waits of 1s, 3s, 9s and 10s (23s), as the README says; the waits are recorded
+// through the policy's sleep instead of being waited out.
+func TestPullRetryDefaultSchedule(t *testing.T) {
+	f := newFaultFixture(t)
+	f.proxy.set(func(p *faultProxy) { p.blobSuffix, p.fail500 = f.v2InitramfsHex, 1<<30 })
+	var mu sync.Mutex
+	var slept []time.Duration
+	sleep := func(ctx context.Context, d time.Duration) error {
+		mu.Lock()
+		defer mu.Unlock()
+		slept = append(slept, d)
+		return ctx.Err()
+	}
+	logger, hook := logtest.NewNullLogger()
+	_, err := images.Pull(context.Background(), f.ref, images.PullOptions{Dest: f.dir}, images.WithSleep(sleep), images.WithLogger(logger))
+	if err == nil || !strings.Contains(err.Error(), "Internal Server Error") {
+		t.Fatalf("pull against a blob answering 500: err = %v, want the 500 named", err)
+	}
+	if n := f.proxy.blobGETs(f.v2InitramfsHex); n != 5 {
+		t.Errorf("initramfs blob GETs = %d, want 5", n)
+	}
+	var sum time.Duration
+	for _, d := range slept {
+		sum += d
+	}
+	if fmt.Sprint(slept) != "[1s 3s 9s 10s]" || sum != 23*time.Second {
+		t.Errorf("retry waits %v (sum %v), want [1s 3s 9s 10s] (sum 23s)", slept, sum)
+	}
+	if logged := loggedWaits(t, hook); fmt.Sprint(logged) != fmt.Sprint(slept) {
+		t.Errorf("logged waits %v differ from the waits taken %v", logged, slept)
 	}
 }

@@ -83,3 +83,8 @@ func inode(fi os.FileInfo) uint64 {
 	}
 	return 0
 }
+
+func statT(fi os.FileInfo) *syscall.Stat_t {
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	return st
+}

@@ -1,6 +1,7 @@
 package images
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"time"
@@ -22,6 +23,7 @@ type options struct {
 	backoff    time.Duration
 	userAgent  string
 	maxBackoff time.Duration
+	sleep      func(ctx context.Context, d time.Duration) error // the retry policy's wait
 }
 
 func makeOptions(opts ...Option) *options {
@@ -33,6 +35,7 @@ func makeOptions(opts ...Option) *options {
 		backoff:    time.Second,
 		maxBackoff: 10 * time.Second,
 		userAgent:  "ipa-oci",
+		sleep:      sleepCtx,
 	}
 	discard := logrus.New()
 	discard.SetOutput(io.Discard)
@@ -65,8 +68,11 @@ func WithLogger(l logrus.FieldLogger) Option { return func(o *options) { o.log =
 // WithProgress draws progress bars for blob transfers on w (nil: none).
 func WithProgress(w io.Writer) Option { return func(o *options) { o.progress = w } }
 
-// WithRetry sets how often a failed request or a broken blob transfer is retried, and the first
-// wait; the wait triples after each attempt up to 10s. Default: 4 retries, 1s, 3s, 9s, 10s.
+// WithRetry sets how often a failed registry operation (one request, one blob upload, or one
+// blob download, which resumes where it broke) is retried, and the first wait; the wait triples
+// after each attempt up to 10s. Default: 4 retries after waiting 1s, 3s, 9s and 10s, so at most
+// 5 attempts and 23s of waiting per operation. Retried: 5xx, 429, 408 and broken connections.
+// A blob download that received bytes before it broke starts its count afresh.
 func WithRetry(retries int, backoff time.Duration) Option {
 	return func(o *options) { o.retries, o.backoff = retries, backoff }
 }

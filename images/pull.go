@@ -11,11 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
+	"unicode"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
 )
 
 // PullOptions says where and how to place an artifact on a boot server.
@@ -26,18 +28,28 @@ type PullOptions struct {
 	IPXE       bool          // also write boot.ipxe (boot_aarch64.ipxe for arm64)
 	KernelArgs []string      // kernel command line arguments for boot.ipxe
 	Exec       string        // shell command run after a real update
+	// VerifyLocal hashes every file of an up-to-date DIR and checks its record against the
+	// registry, instead of trusting files that stat(2) says nobody touched since they were checked.
+	VerifyLocal bool
 }
 
 // PullResult says what a pull did.
 type PullResult struct {
-	Updated bool    // false: DIR already held this index; nothing was written
+	Updated bool    // false: DIR already held this index, intact; no served file was written
 	Record  *Record // the arch's current record after the pull
+	// Repaired lists the files of an up-to-date DIR that no longer matched their digests (with
+	// why) and were downloaded again.
+	Repaired []string
 }
 
 // Pull places ref's kernel and initramfs for po.Arch in po.Dest: every blob is streamed to a
 // partial file while hashed, verified at EOF, fsynced and renamed into a new version directory;
-// then the version is switched in with one rename, the previous one kept for Rollback. When DIR
-// already holds the index ref points at, Pull costs one manifest request and writes nothing.
+// then the version is switched in with one rename, the previous one kept for Rollback. A file
+// already in DIR is reused (hard-linked) only after its content is hashed.
+//
+// When DIR already holds the index ref points at, Pull costs one manifest request, a few
+// stat(2) calls and writes nothing: a served file whose inode, size, mtime or ctime changed
+// since its digest was checked is hashed again, and downloaded again when it does not match.
 func Pull(ctx context.Context, ref string, po PullOptions, opts ...Option) (*PullResult, error) {
 	o := makeOptions(opts...)
 	r, err := ParseReference(ref, opts...)
@@ -49,6 +61,11 @@ func Pull(ctx context.Context, ref string, po PullOptions, opts ...Option) (*Pul
 	}
 	if err := ValidateArch(po.Arch); err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	for _, arg := range po.KernelArgs {
+		if hasControl(arg) {
+			return nil, fmt.Errorf("pull %s: kernel argument %q contains a line break or another control character, which would add lines to boot.ipxe; give each argument on its own (--kernel-arg)", ref, arg)
+		}
 	}
 	d, err := openDestDir(po.Dest)
 	if err != nil {
@@ -70,53 +87,117 @@ func Pull(ctx context.Context, ref string, po PullOptions, opts ...Option) (*Pul
 	if po.Pin != "" && idxDesc.Digest != po.Pin {
 		return nil, fmt.Errorf("pull %s: it resolves to %s but --pin is %s; refusing (update the pin to accept it)", ref, idxDesc.Digest, po.Pin)
 	}
-	cur, err := d.current(po.Arch)
+	curDir, cur, err := d.linked(po.Arch, "current")
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
-	if cur != nil && cur.IndexDigest == idxDesc.Digest && d.intact(cur) {
-		extra, err := d.ensureIPXE(po, cur)
-		if err != nil {
+	same := cur != nil && cur.IndexDigest == idxDesc.Digest
+	var damaged []damage
+	if same {
+		if err := d.ensurePublic(po.Arch, curDir); err != nil {
 			return nil, fmt.Errorf("pull %s: %w", ref, err)
 		}
-		if err := d.linkTopLevel(po.Arch, cur, extra); err != nil {
+		if damaged, err = d.checkFiles(ctx, curDir, cur, po.VerifyLocal); err != nil {
 			return nil, fmt.Errorf("pull %s: %w", ref, err)
 		}
-		log.WithField("index", idxDesc.Digest).Debug("up to date")
-		return &PullResult{Updated: false, Record: cur}, nil
+		if len(damaged) == 0 && !po.VerifyLocal {
+			return d.upToDate(ref, po, curDir, cur, log.WithField("index", idxDesc.Digest))
+		}
 	}
 
 	a, err := resolveArtifact(ctx, r, idxDesc, po.Arch)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
+	if hasControl(a.IPAVersion) {
+		return nil, fmt.Errorf("pull %s: index %s: annotation %s %q contains a line break or another control character; refusing it (it would be written into boot.ipxe)",
+			ref, a.Index.Digest, ocispec.AnnotationVersion, a.IPAVersion)
+	}
+	if same && len(damaged) == 0 {
+		// --verify-local: every file hashed and matching; the record must list what the registry does.
+		if recordMatches(cur, a) {
+			return d.upToDate(ref, po, curDir, cur, log.WithField("index", idxDesc.Digest))
+		}
+		damaged = append(damaged, damage{"record.json", "lists other files than the registry's index"})
+	}
+	var repaired []string
+	for _, x := range damaged {
+		repaired = append(repaired, x.String())
+	}
+	if len(repaired) > 0 {
+		log.WithFields(map[string]any{"index": idxDesc.Digest, "damaged": repaired}).Warn("files in DIR do not match their digests; downloading them again")
+	}
 	rec, err := d.install(ctx, o, a, po)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	log.WithFields(map[string]any{"index": rec.IndexDigest, "version": rec.IPAVersion}).Info("updated")
+	res := &PullResult{Updated: true, Record: rec, Repaired: repaired}
 	if po.Exec != "" {
 		if err := runHook(ctx, po, rec); err != nil {
-			return &PullResult{Updated: true, Record: rec}, fmt.Errorf("pull %s: files updated, but --exec failed: %w", ref, err)
+			return res, fmt.Errorf("pull %s: files updated, but --exec failed: %w", ref, err)
 		}
 	}
-	return &PullResult{Updated: true, Record: rec}, nil
+	return res, nil
+}
+
+// upToDate finishes a pull that found DIR's current version intact: it (re)writes the iPXE
+// script if its arguments changed and repairs top-level links and summaries, writing nothing
+// when all is as it should be.
+func (d *destDir) upToDate(ref string, po PullOptions, vdir string, rec *Record, log logrus.FieldLogger) (*PullResult, error) {
+	extra, err := d.ensureIPXE(po, vdir, rec)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	if err := d.linkTopLevel(po.Arch, rec, extra); err != nil {
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	if err := d.writeSummaries(); err != nil {
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	log.Debug("up to date")
+	return &PullResult{Updated: false, Record: rec}, nil
+}
+
+// recordMatches reports whether rec lists exactly a's files.
+func recordMatches(rec *Record, a *Artifact) bool {
+	if len(rec.Files) != len(a.Files) {
+		return false
+	}
+	for i, f := range a.Files {
+		r := rec.Files[i]
+		if r.Name != f.Name || r.Digest != f.Layer.Digest || r.Size != f.Layer.Size {
+			return false
+		}
+	}
+	return true
+}
+
+// hasControl reports whether s holds a control character (a line break, above all).
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, unicode.IsControl)
 }
 
 // install downloads a's files into a new version directory and switches it in.
 func (d *destDir) install(ctx context.Context, o *options, a *Artifact, po PullOptions) (*Record, error) {
-	vdir := d.versionDir(a.Arch, a.Index.Digest)
-	if err := os.MkdirAll(filepath.Dir(vdir), 0o755); err != nil {
-		return nil, err
+	versions := d.state(a.Arch, "versions")
+	for _, dir := range []string{d.state(a.Arch), versions} {
+		if err := d.mkdirPublic(dir); err != nil {
+			return nil, err
+		}
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(vdir), "."+filepath.Base(vdir)+".tmp-")
+	tmp, err := os.MkdirTemp(versions, "."+a.Index.Digest.Encoded()[:16]+".tmp-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, publicDirMode); err != nil {
+		return nil, err
+	}
 	rec := &Record{Ref: a.Ref.String(), Arch: a.Arch, IndexDigest: a.Index.Digest, IPAVersion: a.IPAVersion,
 		PulledAt: time.Now().UTC().Truncate(time.Second)}
-	if err := d.fetchFiles(ctx, o, a, tmp); err != nil {
+	ids, err := d.fetchFiles(ctx, o, a, tmp)
+	if err != nil {
 		return nil, err
 	}
 	for _, f := range a.Files {
@@ -143,78 +224,86 @@ func (d *destDir) install(ctx context.Context, o *options, a *Artifact, po PullO
 	if err := syncDir(tmp); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(vdir); err == nil {
-		// Same index pulled before but damaged or re-pulled after rollback: move it aside.
-		aside := fmt.Sprintf("%s.old-%d", vdir, os.Getpid())
-		if err := os.Rename(vdir, aside); err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(aside)
-	}
+	// A fresh name, also when this index is installed already (a repair): the served version
+	// stays complete until current points at the new one.
+	vdir := d.newVersionDir(a.Arch, a.Index.Digest)
 	if err := os.Rename(tmp, vdir); err != nil {
 		return nil, err
 	}
-	if err := syncDir(filepath.Dir(vdir)); err != nil {
+	if err := syncDir(versions); err != nil {
 		return nil, err
 	}
-	if err := d.switchTo(a.Arch, rec, extra); err != nil {
+	if err := d.switchTo(a.Arch, vdir, rec, extra); err != nil {
+		return nil, err
+	}
+	if err := d.stampInstalled(vdir, rec, ids); err != nil {
 		return nil, err
 	}
 	return rec, nil
 }
 
-// fetchFiles places a's files in dir, reusing identical local copies and downloading the
-// others concurrently; the first failure cancels the other transfers.
-func (d *destDir) fetchFiles(ctx context.Context, o *options, a *Artifact, dir string) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make([]error, len(a.Files))
-	var wg sync.WaitGroup
+// fetchFiles places a's files in dir, reusing local copies whose content matches and
+// downloading the others concurrently; the first failure cancels the other transfers, and
+// fetchFiles returns only once every transfer has stopped. It returns each file's fileID as
+// it was when its digest was checked.
+func (d *destDir) fetchFiles(ctx context.Context, o *options, a *Artifact, dir string) (map[string]fileID, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	ids := make([]fileID, len(a.Files))
 	for i, f := range a.Files {
 		dst := filepath.Join(dir, f.Name)
-		if local := d.findLocal(f.Layer.Digest); local != "" {
-			o.log.WithFields(map[string]any{"file": f.Name, "digest": f.Layer.Digest}).Debug("reusing local copy")
-			if err := linkOrCopy(ctx, local, dst, f.Layer.Digest, f.Layer.Size); err != nil {
-				return err
+		g.Go(func() error {
+			id, err := d.place(gctx, o, a.Ref.Target, f, dst)
+			if err != nil {
+				return fmt.Errorf("%s: %w", f.Name, err)
 			}
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := d.download(ctx, o, a.Ref.Target, f.Layer, dst); err != nil {
-				errs[i] = fmt.Errorf("%s: %w", f.Name, err)
-				cancel()
-			}
-		}()
+			ids[i] = id
+			return nil
+		})
 	}
-	wg.Wait()
-	for _, err := range errs { // the first real failure, not the cancellation it caused
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return err
+	if err := g.Wait(); err != nil { // the first failure, not the cancellations it caused
+		return nil, err
+	}
+	out := map[string]fileID{}
+	for i, f := range a.Files {
+		out[f.Name] = ids[i]
+	}
+	return out, nil
+}
+
+// place puts f's verified content at dst: a local copy whose content hashes to f's digest,
+// or else a download.
+func (d *destDir) place(ctx context.Context, o *options, t Target, f File, dst string) (fileID, error) {
+	if candidates := d.localCopies(f.Layer.Digest); len(candidates) > 0 {
+		id, ok, err := d.reuseLocal(ctx, o, candidates, dst, f.Layer.Size, f.Layer.Digest)
+		if err != nil {
+			return fileID{}, err
+		}
+		if ok {
+			o.log.WithFields(map[string]any{"file": f.Name, "digest": f.Layer.Digest}).Debug("reusing local copy (content checked)")
+			return id, nil
 		}
 	}
-	return errors.Join(errs...)
+	return d.download(ctx, o, t, f.Layer, dst)
 }
 
 // download fetches desc into dst through DIR/.ipa-oci/partial/<hex>.part, resuming a partial
 // file left by an interrupted pull with an HTTP Range request, and retrying broken transfers
 // from where they stopped. A digest or size mismatch discards the partial file.
-func (d *destDir) download(ctx context.Context, o *options, t Target, desc ocispec.Descriptor, dst string) error {
+func (d *destDir) download(ctx context.Context, o *options, t Target, desc ocispec.Descriptor, dst string) (fileID, error) {
 	part := d.state("partial", desc.Digest.Encoded()+".part")
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return err
+		return fileID{}, err
 	}
 	defer f.Close()
 	wb := &writeback{f: f}
 	st, err := f.Stat()
 	if err != nil {
-		return err
+		return fileID{}, err
 	}
 	if st.Size() > desc.Size { // not a prefix of this blob
 		if err := f.Truncate(0); err != nil {
-			return err
+			return fileID{}, err
 		}
 	}
 	ah := newAsyncHasher(sha256.New())
@@ -223,7 +312,7 @@ func (d *destDir) download(ctx context.Context, o *options, t Target, desc ocisp
 	vw.h = ah
 	have, err := io.Copy(ah, f) // hash what an earlier pull left; the file offset ends at its end
 	if err != nil {
-		return err
+		return fileID{}, err
 	}
 	vw.n = have
 	wb.written, wb.flush = have, have
@@ -239,28 +328,17 @@ func (d *destDir) download(ctx context.Context, o *options, t Target, desc ocisp
 		w = io.MultiWriter(vw, bar)
 		defer bar.finish()
 	}
-	attempt := 0
-	for vw.n < desc.Size {
+	err = o.retryResumable(ctx, "fetch blob "+desc.Digest.String(), func() (bool, error) {
 		start := vw.n
-		err = fetchInto(ctx, t, desc, vw.n, w)
-		if err == nil || errors.Is(err, ErrDigestMismatch) || !retryable(err) || ctx.Err() != nil {
-			break
+		if start == desc.Size {
+			return false, nil
 		}
-		if vw.n > start {
-			attempt = 0 // progress was made: this is a new failure, not a repeated one
+		if start > 0 {
+			log.WithField("offset", start).Debug("requesting the rest of the blob")
 		}
-		if attempt >= o.retries {
-			break
-		}
-		wait := o.backoffFor(attempt)
-		attempt++
-		log.WithFields(map[string]any{"offset": vw.n, "attempt": attempt, "wait": wait.String()}).WithError(err).Warn("transfer broke; resuming")
-		select {
-		case <-ctx.Done():
-			err = ctx.Err()
-		case <-time.After(wait):
-		}
-	}
+		err := fetchInto(ctx, t, desc, start, w)
+		return vw.n > start, err
+	})
 	if err == nil {
 		err = vw.check()
 	}
@@ -271,22 +349,30 @@ func (d *destDir) download(ctx context.Context, o *options, t Target, desc ocisp
 	if errors.Is(err, ErrDigestMismatch) {
 		f.Close()
 		os.Remove(part)
-		return err
+		return fileID{}, err
 	}
 	if err != nil {
 		f.Sync() // keep what arrived for the next run to resume
-		return err
+		return fileID{}, err
+	}
+	// Served files are world-readable whatever the umask (the partial file was created under it).
+	if err := f.Chmod(publicFileMode); err != nil {
+		return fileID{}, err
 	}
 	if err := f.Sync(); err != nil {
-		return err
+		return fileID{}, err
+	}
+	st, err = f.Stat()
+	if err != nil {
+		return fileID{}, err
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return fileID{}, err
 	}
 	if err := os.Rename(part, dst); err != nil {
-		return err
+		return fileID{}, err
 	}
-	return nil
+	return idOf(st), nil
 }
 
 // fetchInto copies desc's bytes from offset into w.
@@ -303,14 +389,14 @@ func fetchInto(ctx context.Context, t Target, desc ocispec.Descriptor, offset in
 	return err
 }
 
-// ensureIPXE (re)writes the iPXE script of an up-to-date version when it is missing or its
-// arguments changed, returning the extra top-level names to link.
-func (d *destDir) ensureIPXE(po PullOptions, rec *Record) ([]string, error) {
+// ensureIPXE (re)writes the iPXE script of an up-to-date version (in vdir) when it is missing
+// or differs from what rec and the arguments give, returning the extra top-level names to link.
+func (d *destDir) ensureIPXE(po PullOptions, vdir string, rec *Record) ([]string, error) {
 	if !po.IPXE {
 		return nil, nil
 	}
 	name := ipxeName(rec.Arch)
-	path := filepath.Join(d.versionDir(rec.Arch, rec.IndexDigest), name)
+	path := filepath.Join(vdir, name)
 	want := IPXEScript(rec, po.KernelArgs)
 	if have, err := os.ReadFile(path); err != nil || string(have) != string(want) {
 		if err := writeFileAtomic(path, want); err != nil {
@@ -328,7 +414,8 @@ func ipxeName(arch string) string {
 }
 
 // IPXEScript returns an iPXE script that boots rec's kernel and initramfs by relative path, so
-// it works served over TFTP or HTTP from the same directory.
+// it works served over TFTP or HTTP from the same directory. Control characters in any value
+// (Pull refuses them) are written as '?', so that no value can add a line to the script.
 func IPXEScript(rec *Record, kernelArgs []string) []byte {
 	var kernel, initrd string
 	for _, f := range rec.Files {
@@ -341,11 +428,21 @@ func IPXEScript(rec *Record, kernelArgs []string) []byte {
 	}
 	args := append([]string{"initrd=" + initrd}, kernelArgs...)
 	var b strings.Builder
-	fmt.Fprintf(&b, "#!ipxe\n# Written by ipa-oci pull: %s (index %s, IPA %s)\n", rec.Ref, rec.IndexDigest, rec.IPAVersion)
-	fmt.Fprintf(&b, "kernel %s %s\n", kernel, strings.Join(args, " "))
-	fmt.Fprintf(&b, "initrd %s\n", initrd)
+	fmt.Fprintf(&b, "#!ipxe\n# Written by ipa-oci pull: %s (index %s, IPA %s)\n", oneLine(rec.Ref), oneLine(rec.IndexDigest.String()), oneLine(rec.IPAVersion))
+	fmt.Fprintf(&b, "kernel %s %s\n", oneLine(kernel), oneLine(strings.Join(args, " ")))
+	fmt.Fprintf(&b, "initrd %s\n", oneLine(initrd))
 	b.WriteString("boot\n")
 	return []byte(b.String())
+}
+
+// oneLine replaces control characters (line breaks above all) in s with '?'.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 func writeRecord(path string, rec *Record) error {
@@ -383,18 +480,29 @@ func Rollback(ctx context.Context, dir, arch string) (*Record, error) {
 		return nil, fmt.Errorf("rollback %s: %w", dir, err)
 	}
 	defer unlock()
-	prev, err := d.previous(arch)
+	prevDir, prev, err := d.linked(arch, "previous")
 	if err != nil {
 		return nil, fmt.Errorf("rollback %s: %w", dir, err)
 	}
-	if prev == nil || !d.intact(prev) {
+	if prev == nil {
 		return nil, fmt.Errorf("rollback %s: no previous %s version kept; nothing to roll back to", dir, arch)
 	}
+	// The previous version's files are served after the switch: check them first.
+	bad, err := d.checkFiles(ctx, prevDir, prev, false)
+	if err != nil {
+		return nil, fmt.Errorf("rollback %s: %w", dir, err)
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("rollback %s: the previous %s version is damaged (%s); nothing rolled back (pull by digest to restore it)", dir, arch, bad[0])
+	}
+	if err := d.ensurePublic(arch, prevDir); err != nil {
+		return nil, fmt.Errorf("rollback %s: %w", dir, err)
+	}
 	var extra []string
-	if _, err := os.Stat(filepath.Join(d.versionDir(arch, prev.IndexDigest), ipxeName(arch))); err == nil {
+	if _, err := os.Stat(filepath.Join(prevDir, ipxeName(arch))); err == nil {
 		extra = append(extra, ipxeName(arch))
 	}
-	if err := d.switchTo(arch, prev, extra); err != nil {
+	if err := d.switchTo(arch, prevDir, prev, extra); err != nil {
 		return nil, fmt.Errorf("rollback %s: %w", dir, err)
 	}
 	return prev, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -82,59 +83,166 @@ func Push(ctx context.Context, ref string, req PushRequest, opts ...Option) (oci
 		}
 	}
 
-	base, baseDesc, err := fetchIndex(ctx, t, r.Tag)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return ocispec.Descriptor{}, fmt.Errorf("push %s: %w", ref, err)
-	}
-	idx, err := buildIndex(base, p.entries, meta)
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
-	archIdx, err := buildIndex(nil, p.entries, meta)
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
 	version := req.IPAVersion
 	if version == "" {
 		version = r.Tag
 	}
-	archTag := version + "-" + req.Arch
-	for _, tag := range append([]string{r.Tag}, req.Tags...) {
-		if err := t.PushManifest(ctx, idx, tag); err != nil {
-			return ocispec.Descriptor{}, fmt.Errorf("push %s: tag %s: %w", ref, tag, err)
-		}
+	// The per-architecture index first, with its build info: it is what every merge into a
+	// shared tag reads for this architecture, so a push running at the same time for another
+	// architecture picks it up (see mergeIntoTag).
+	archIdx, err := buildIndex(nil, p.entries, meta)
+	if err != nil {
+		return ocispec.Descriptor{}, err
 	}
+	archTag := perArchTag(version, req.Arch)
 	if err := t.PushManifest(ctx, archIdx, archTag); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("push %s: tag %s: %w", ref, archTag, err)
 	}
-	log.WithFields(map[string]any{"index": idx.Descriptor.Digest, "arch": req.Arch, "arch_tag": archTag}).Info("pushed")
-
-	// Build information: this push's, on both indexes; other architectures' carried over from
-	// the index this push replaced, so the merged index keeps one per architecture.
-	infos := map[string][]byte{}
-	if base != nil {
-		carried, err := buildInfos(ctx, t, baseDesc.Digest)
-		if err != nil {
-			return ocispec.Descriptor{}, fmt.Errorf("push %s: %w", ref, err)
-		}
-		for arch, info := range carried {
-			if arch != req.Arch {
-				infos[arch] = info
-			}
-		}
-	}
 	if req.BuildInfo != nil {
-		infos[req.Arch] = req.BuildInfo
 		if err := attachBuildInfo(ctx, t, archIdx.Descriptor, req.Arch, req.BuildInfo, meta); err != nil {
 			return ocispec.Descriptor{}, fmt.Errorf("push %s: %w", ref, err)
 		}
 	}
-	for arch, info := range infos {
-		if err := attachBuildInfo(ctx, t, idx.Descriptor, arch, info, meta); err != nil {
-			return ocispec.Descriptor{}, fmt.Errorf("push %s: %w", ref, err)
+
+	var merged ocispec.Descriptor
+	for _, tag := range append([]string{r.Tag}, req.Tags...) {
+		if tag == archTag {
+			continue
+		}
+		m, err := mergeIntoTag(ctx, o, t, tag, version, meta)
+		if err != nil {
+			return ocispec.Descriptor{}, fmt.Errorf("push %s: tag %s: %w", ref, tag, err)
+		}
+		if tag == r.Tag {
+			merged = m.desc
+		}
+		// Build information: one per architecture on the merged index; this push's, and the
+		// others' from where their entries came (their per-arch index, or the replaced index).
+		infos := map[string][]byte{}
+		for arch, src := range m.sources {
+			if arch == req.Arch {
+				continue
+			}
+			carried, err := buildInfos(ctx, o, t, src)
+			if err != nil {
+				return ocispec.Descriptor{}, fmt.Errorf("push %s: %w", ref, err)
+			}
+			if info, ok := carried[arch]; ok {
+				infos[arch] = info
+			}
+		}
+		if req.BuildInfo != nil {
+			infos[req.Arch] = req.BuildInfo
+		}
+		for _, arch := range sortedKeys(infos) {
+			if err := attachBuildInfo(ctx, t, m.desc, arch, infos[arch], meta); err != nil {
+				return ocispec.Descriptor{}, fmt.Errorf("push %s: %w", ref, err)
+			}
 		}
 	}
-	return idx.Descriptor, nil
+	if r.Tag == archTag {
+		merged = archIdx.Descriptor
+	}
+	log.WithFields(map[string]any{"index": merged.Digest, "arch": req.Arch, "arch_tag": archTag}).Info("pushed")
+	return merged, nil
+}
+
+// perArchTag is the tag of version's index for arch alone: VERSION-ARCH.
+func perArchTag(version, arch string) string { return version + "-" + arch }
+
+// knownArchs are the architectures ValidateArch accepts: the per-arch tags a merge reads.
+func knownArchs() []string { return []string{"amd64", "arm64"} }
+
+// mergeAttempts bounds the writes of one merge into a tag.
+const mergeAttempts = 10
+
+// mergedIndex is what mergeIntoTag left at a tag.
+type mergedIndex struct {
+	desc ocispec.Descriptor
+	// sources names, per architecture, the index its entries were taken from: its per-arch
+	// index, or the index that was at the tag before.
+	sources map[string]digest.Digest
+}
+
+// mergeIntoTag makes tag's index list every architecture: the entries of its per-arch index
+// VERSION-ARCH where that exists, otherwise the entries already at tag. Registries offer no
+// compare-and-swap, and a CI matrix pushes its architectures at the same time: so it writes,
+// then re-reads the tag and the per-arch tags and writes again, until a read shows the tag
+// already listing what it would write (at most mergeAttempts writes). Since every push writes
+// its per-arch tag before it merges, of two concurrent pushes at least the later one sees the
+// other's per-arch tag, and neither stops before the tag lists both.
+func mergeIntoTag(ctx context.Context, o *options, t Target, tag, version string, meta Metadata) (mergedIndex, error) {
+	var before digest.Digest // the index this merge replaced, for carrying build info over
+	for attempt := 0; ; attempt++ {
+		base, baseDesc, err := fetchIndex(ctx, t, tag)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return mergedIndex{}, err
+		}
+		if attempt == 0 && base != nil {
+			before = baseDesc.Digest
+		}
+		sources := map[string]digest.Digest{}
+		if base != nil && before != "" {
+			for _, e := range base.Manifests {
+				sources[entryArch(e)] = before
+			}
+		}
+		var entries []ocispec.Descriptor
+		for _, arch := range knownArchs() {
+			archIdx, archDesc, err := fetchIndex(ctx, t, perArchTag(version, arch))
+			if errors.Is(err, ErrNotFound) {
+				continue
+			} else if err != nil {
+				return mergedIndex{}, err
+			}
+			for _, e := range archIdx.Manifests {
+				if entryArch(e) == arch {
+					entries = append(entries, e)
+					sources[arch] = archDesc.Digest
+				}
+			}
+		}
+		want, err := buildIndex(base, entries, meta)
+		if err != nil {
+			return mergedIndex{}, err
+		}
+		if base != nil && sameEntries(base.Manifests, want) {
+			return mergedIndex{desc: baseDesc, sources: sources}, nil
+		}
+		if attempt == mergeAttempts {
+			return mergedIndex{}, fmt.Errorf("the tag changed under each of %d merges (another push of the same version and architecture running?); push again", mergeAttempts)
+		}
+		if attempt > 0 {
+			o.log.WithFields(map[string]any{"tag": tag, "attempt": attempt}).Info("tag changed by another push; merging again")
+		}
+		if err := t.PushManifest(ctx, want, tag); err != nil {
+			return mergedIndex{}, err
+		}
+	}
+}
+
+// sameEntries reports whether index blob b lists exactly the manifests have lists.
+func sameEntries(have []ocispec.Descriptor, b Blob) bool {
+	var idx ocispec.Index
+	if err := json.Unmarshal(b.Data, &idx); err != nil || len(idx.Manifests) != len(have) {
+		return false
+	}
+	for i, e := range idx.Manifests {
+		h := have[i]
+		if e.Digest != h.Digest || entryArch(e) != entryArch(h) || e.Annotations[AnnotationComponent] != h.Annotations[AnnotationComponent] {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // fetchIndex returns the ipa-oci index at reference, or ErrNotFound.
@@ -173,7 +281,7 @@ func attachBuildInfo(ctx context.Context, t Target, subject ocispec.Descriptor, 
 }
 
 // buildInfos returns the build-info documents attached to subject, by architecture.
-func buildInfos(ctx context.Context, t Target, subject digest.Digest) (map[string][]byte, error) {
+func buildInfos(ctx context.Context, o *options, t Target, subject digest.Digest) (map[string][]byte, error) {
 	refs, err := t.Referrers(ctx, subject)
 	if err != nil {
 		return nil, err
@@ -199,7 +307,7 @@ func buildInfos(ctx context.Context, t Target, subject digest.Digest) (map[strin
 		if len(m.Layers) != 1 {
 			return nil, fmt.Errorf("build info %s: not a single-layer manifest", d.Digest)
 		}
-		data, err := fetchSmallBlob(ctx, t, m.Layers[0])
+		data, err := fetchSmallBlob(ctx, o, t, m.Layers[0])
 		if err != nil {
 			return nil, fmt.Errorf("build info %s: %w", d.Digest, err)
 		}
@@ -208,46 +316,78 @@ func buildInfos(ctx context.Context, t Target, subject digest.Digest) (map[strin
 	return out, nil
 }
 
-// FetchBuildInfo returns the build-info JSON attached to the index at ref for arch.
+// FetchBuildInfo returns the build-info JSON attached to the index at ref for arch: to the index
+// itself, or else to the per-arch index (VERSION-ARCH) listing the same files for arch, where
+// concurrent pushes of several architectures may have left it.
 func FetchBuildInfo(ctx context.Context, ref string, arch string, opts ...Option) ([]byte, error) {
+	o := makeOptions(opts...)
 	r, err := ParseReference(ref, opts...)
 	if err != nil {
 		return nil, err
 	}
-	desc, err := r.Target.Resolve(ctx, r.Identifier())
-	if err != nil {
-		return nil, fmt.Errorf("build info of %s: %w", ref, err)
-	}
-	infos, err := buildInfos(ctx, r.Target, desc.Digest)
-	if err != nil {
-		return nil, fmt.Errorf("build info of %s: %w", ref, err)
-	}
 	if arch == "" {
 		arch = DefaultArch
 	}
-	info, ok := infos[arch]
-	if !ok {
-		return nil, fmt.Errorf("build info of %s: none attached for %s (push with --build-info)", ref, arch)
+	idx, desc, err := fetchIndex(ctx, r.Target, r.Identifier())
+	if err != nil {
+		return nil, fmt.Errorf("build info of %s: %w", ref, err)
 	}
-	return info, nil
+	infos, err := buildInfos(ctx, o, r.Target, desc.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("build info of %s: %w", ref, err)
+	}
+	if info, ok := infos[arch]; ok {
+		return info, nil
+	}
+	version := idx.Annotations[ocispec.AnnotationVersion]
+	if version == "" {
+		version = r.Tag
+	}
+	if version != "" {
+		archIdx, archDesc, err := fetchIndex(ctx, r.Target, perArchTag(version, arch))
+		if err == nil && sameArchEntries(idx, archIdx, arch) {
+			infos, err := buildInfos(ctx, o, r.Target, archDesc.Digest)
+			if err != nil {
+				return nil, fmt.Errorf("build info of %s: %w", ref, err)
+			}
+			if info, ok := infos[arch]; ok {
+				return info, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("build info of %s: none attached for %s (push with --build-info)", ref, arch)
+}
+
+// sameArchEntries reports whether a and b list the same manifests for arch.
+func sameArchEntries(a, b *ocispec.Index, arch string) bool {
+	pick := func(idx *ocispec.Index) []digest.Digest {
+		var out []digest.Digest
+		for _, e := range idx.Manifests {
+			if entryArch(e) == arch {
+				out = append(out, e.Digest)
+			}
+		}
+		return out
+	}
+	da, db := pick(a), pick(b)
+	return len(da) > 0 && fmt.Sprint(da) == fmt.Sprint(db)
 }
 
 // fetchSmallBlob reads a small blob (build info) fully and verifies it.
-func fetchSmallBlob(ctx context.Context, t Target, desc ocispec.Descriptor) ([]byte, error) {
+func fetchSmallBlob(ctx context.Context, o *options, t Target, desc ocispec.Descriptor) ([]byte, error) {
 	if desc.Size > maxManifestSize {
 		return nil, fmt.Errorf("blob %s: %d bytes is too large", desc.Digest, desc.Size)
 	}
-	rc, err := t.FetchBlob(ctx, desc, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
 	var buf bytesBuffer
-	vw := newVerifyingWriter(&buf, desc)
-	if _, err := copyCtx(ctx, vw, rc); err != nil {
-		return nil, err
-	}
-	if err := vw.check(); err != nil {
+	err := o.retry(ctx, "fetch blob "+desc.Digest.String(), func() error {
+		buf.Reset()
+		vw := newVerifyingWriter(&buf, desc)
+		if err := fetchInto(ctx, t, desc, 0, vw); err != nil {
+			return err
+		}
+		return vw.check()
+	})
+	if err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

@@ -7,13 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -89,15 +85,10 @@ func (r *registryTarget) client(ctx context.Context, push bool) (*http.Client, e
 	if push {
 		scope = r.repo.Scope(transport.PushScope)
 	}
-	var rt http.RoundTripper
-	err = r.retry(ctx, "connect to "+r.repo.RegistryStr(), func() error {
-		var err error
-		rt, err = transport.NewWithContext(ctx, r.repo.Registry, auth, transport.NewUserAgent(r.o.transport, r.o.userAgent), []string{scope})
-		return err
-	})
+	// One attempt: the operation that needs the client retries (options.retry), handshake included.
+	rt, err := transport.NewWithContext(ctx, r.repo.Registry, auth, transport.NewUserAgent(r.o.transport, r.o.userAgent), []string{scope})
 	if err != nil {
-		// Already retried: mark it so that callers' retry loops do not retry it again.
-		return nil, connectError{fmt.Errorf("registry %s: %w (check the host, --plain-http for HTTP registries, and credentials in the docker config)", r.repo.RegistryStr(), err)}
+		return nil, fmt.Errorf("registry %s: %w (check the host, --plain-http for HTTP registries, and credentials in the docker config)", r.repo.RegistryStr(), err)
 	}
 	c := &http.Client{Transport: rt}
 	r.clients[push] = c
@@ -127,61 +118,11 @@ func (e *statusError) Is(target error) bool {
 	return target == ErrNotFound && e.code == http.StatusNotFound
 }
 
-// connectError is a registry handshake that failed after its own retries.
-type connectError struct{ error }
-
-func (e connectError) Unwrap() error { return e.error }
-
-// retryable reports whether err is worth another attempt: 5xx, 429, 408, broken connections.
-func retryable(err error) bool {
-	if errors.As(err, new(connectError)) {
-		return false
-	}
-	var se *statusError
-	if errors.As(err, &se) {
-		return se.code >= 500 || se.code == http.StatusTooManyRequests || se.code == http.StatusRequestTimeout
-	}
-	var te *transport.Error
-	if errors.As(err, &te) {
-		return te.StatusCode >= 500 || te.StatusCode == http.StatusTooManyRequests
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	if errors.As(err, new(*fs.PathError)) {
-		return false // a local file error (disk full, permissions): another attempt fails the same way
-	}
-	var ne net.Error // (syscall.Errno is one too: check local file errors first)
-	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) || errors.As(err, &ne)
-}
-
-// retry runs f until it succeeds, fails for good, or the retries are used up.
-func (r *registryTarget) retry(ctx context.Context, what string, f func() error) error {
-	return retryLoop(ctx, r.o, what, f)
-}
-
-func retryLoop(ctx context.Context, o *options, what string, f func() error) error {
-	for attempt := 0; ; attempt++ {
-		err := f()
-		if err == nil || !retryable(err) || attempt >= o.retries || ctx.Err() != nil {
-			return err
-		}
-		wait := o.backoffFor(attempt)
-		o.log.WithFields(map[string]any{"op": what, "attempt": attempt + 1, "wait": wait.String()}).WithError(err).Warn("retrying")
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-	}
-}
-
-// do sends a request built by newReq, retrying retryable failures, and returns a response
-// with one of the ok status codes (the caller closes the body).
-func (r *registryTarget) do(ctx context.Context, push bool, newReq func() (*http.Request, error), ok ...int) (*http.Response, error) {
+// do sends a request built by newReq under the retry policy and returns a response with one of
+// the ok status codes (the caller closes the body).
+func (r *registryTarget) do(ctx context.Context, what string, push bool, newReq func() (*http.Request, error), ok ...int) (*http.Response, error) {
 	var resp *http.Response
-	err := r.retry(ctx, "request", func() error {
+	err := r.o.retry(ctx, what, func() error {
 		var err error
 		resp, err = r.doOnce(ctx, push, newReq, ok...)
 		return err
@@ -189,7 +130,7 @@ func (r *registryTarget) do(ctx context.Context, push bool, newReq func() (*http
 	return resp, err
 }
 
-// doOnce sends one request and checks its status against ok.
+// doOnce sends one request, without retrying, and checks its status against ok.
 func (r *registryTarget) doOnce(ctx context.Context, push bool, newReq func() (*http.Request, error), ok ...int) (*http.Response, error) {
 	c, err := r.client(ctx, push)
 	if err != nil {
@@ -226,7 +167,7 @@ func (r *registryTarget) authHint(err error) error {
 }
 
 func (r *registryTarget) Resolve(ctx context.Context, reference string) (ocispec.Descriptor, error) {
-	resp, err := r.do(ctx, false, func() (*http.Request, error) {
+	resp, err := r.do(ctx, "resolve "+reference, false, func() (*http.Request, error) {
 		req, err := http.NewRequest(http.MethodHead, r.url("manifests/"+reference), nil)
 		if err == nil {
 			req.Header.Set("Accept", manifestAccept)
@@ -256,7 +197,7 @@ func mediaTypeOf(contentType string) string {
 func (r *registryTarget) FetchManifest(ctx context.Context, reference string) (ocispec.Descriptor, []byte, error) {
 	var body []byte
 	var resp *http.Response
-	err := r.retry(ctx, "fetch manifest", func() error {
+	err := r.o.retry(ctx, "fetch manifest "+reference, func() error {
 		var err error
 		resp, err = r.doOnce(ctx, false, func() (*http.Request, error) {
 			req, err := http.NewRequest(http.MethodGet, r.url("manifests/"+reference), nil)
@@ -285,8 +226,9 @@ func (r *registryTarget) FetchManifest(ctx context.Context, reference string) (o
 	return desc, body, nil
 }
 
+// FetchBlob sends one GET (no retry: the caller's transfer loop retries and resumes).
 func (r *registryTarget) FetchBlob(ctx context.Context, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error) {
-	resp, err := r.do(ctx, false, func() (*http.Request, error) {
+	resp, err := r.doOnce(ctx, false, func() (*http.Request, error) {
 		req, err := http.NewRequest(http.MethodGet, r.url("blobs/"+desc.Digest.String()), nil)
 		if err == nil && offset > 0 {
 			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
@@ -306,24 +248,29 @@ func (r *registryTarget) FetchBlob(ctx context.Context, desc ocispec.Descriptor,
 	return resp.Body, nil
 }
 
+// PushBlob uploads b unless the registry has it, under the retry policy: go-containerregistry's
+// own retries are switched off, so that each attempt is one upload.
 func (r *registryTarget) PushBlob(ctx context.Context, b Blob) error {
-	c, err := r.client(ctx, true)
-	if err != nil {
+	err := r.o.retry(ctx, "push blob "+b.Descriptor.Digest.String(), func() error {
+		c, err := r.client(ctx, true)
+		if err != nil {
+			return err
+		}
+		opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(c.Transport),
+			remote.WithRetryPredicate(func(error) bool { return false })}
+		var bar *progressBar
+		if r.o.progress != nil && b.Data == nil {
+			updates := make(chan v1.Update, 16)
+			bar = newProgressBar(r.o.progress, b.Descriptor.Size, "push "+shortDigest(b.Descriptor.Digest))
+			go bar.follow(updates)
+			opts = append(opts, remote.WithProgress(updates))
+		}
+		err = remote.WriteLayer(r.repo, &blobLayer{b: b}, opts...)
+		if bar != nil {
+			bar.finish()
+		}
 		return err
-	}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(c.Transport),
-		remote.WithRetryBackoff(remote.Backoff{Duration: r.o.backoff, Factor: 3, Steps: r.o.retries + 1})}
-	var bar *progressBar
-	if r.o.progress != nil && b.Data == nil {
-		updates := make(chan v1.Update, 16)
-		bar = newProgressBar(r.o.progress, b.Descriptor.Size, "push "+shortDigest(b.Descriptor.Digest))
-		go bar.follow(updates)
-		opts = append(opts, remote.WithProgress(updates))
-	}
-	err = remote.WriteLayer(r.repo, &blobLayer{b: b}, opts...)
-	if bar != nil {
-		bar.finish()
-	}
+	})
 	if err != nil {
 		return fmt.Errorf("push blob %s to %s: %w", b.Descriptor.Digest, r, r.authHint(err))
 	}
@@ -335,7 +282,7 @@ func (r *registryTarget) PushManifest(ctx context.Context, b Blob, tag string) e
 	if tag != "" {
 		ref = tag
 	}
-	resp, err := r.do(ctx, true, func() (*http.Request, error) {
+	resp, err := r.do(ctx, "push manifest "+ref, true, func() (*http.Request, error) {
 		req, err := http.NewRequest(http.MethodPut, r.url("manifests/"+ref), bytes.NewReader(b.Data))
 		if err == nil {
 			req.Header.Set("Content-Type", b.Descriptor.MediaType)
@@ -392,7 +339,7 @@ func (r *registryTarget) addFallbackReferrer(ctx context.Context, m ocispec.Mani
 
 // referrersFromAPI asks the referrers API; ok is false where the registry does not serve it.
 func (r *registryTarget) referrersFromAPI(ctx context.Context, d digest.Digest) (*ocispec.Index, bool, error) {
-	resp, err := r.do(ctx, false, func() (*http.Request, error) {
+	resp, err := r.do(ctx, "referrers of "+d.String(), false, func() (*http.Request, error) {
 		req, err := http.NewRequest(http.MethodGet, r.url("referrers/"+d.String()), nil)
 		if err == nil {
 			req.Header.Set("Accept", ocispec.MediaTypeImageIndex)

@@ -18,7 +18,8 @@ type Target interface {
 	Resolve(ctx context.Context, reference string) (ocispec.Descriptor, error)
 	// FetchManifest returns a manifest or index by tag or digest; a digest reference is verified.
 	FetchManifest(ctx context.Context, reference string) (ocispec.Descriptor, []byte, error)
-	// FetchBlob streams a blob starting at offset. The caller verifies size and digest.
+	// FetchBlob streams a blob starting at offset with one request: the caller verifies size
+	// and digest, and retries (resuming) under the retry policy.
 	FetchBlob(ctx context.Context, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error)
 	// PushBlob stores a blob unless the target already has it.
 	PushBlob(ctx context.Context, b Blob) error

@@ -21,8 +21,11 @@ func newPullCmd(g *globalOptions) *cobra.Command {
 		Short: "Pull a kernel and initramfs onto a PXE/HTTP boot directory, verified and atomically",
 		Long: `Pull places ironic-python-agent.kernel and ironic-python-agent.initramfs (metal3 names
 ironic-python-agent_aarch64.* for arm64), SHA256SUMS and ipa-oci.json in DIR. Every blob is
-verified before it becomes visible; kernel and initramfs switch together; the previous version is
-kept for 'ipa-oci rollback'. When nothing changed it costs one manifest request and writes nothing.`,
+verified before it becomes visible, files already in DIR are reused only after hashing them;
+kernel and initramfs switch together; the previous version is kept for 'ipa-oci rollback'. Everything
+served is world-readable whatever the umask. When nothing changed it costs one manifest request and
+a few stat calls and writes nothing; a served file modified since it was checked is hashed again
+and, if it no longer matches, downloaded again (--verify-local hashes every file).`,
 		Args: refArg(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if po.Dest == "" {
@@ -68,6 +71,7 @@ kept for 'ipa-oci rollback'. When nothing changed it costs one manifest request 
 	f.BoolVar(&po.IPXE, "ipxe", false, "also write boot.ipxe (boot_aarch64.ipxe for arm64)")
 	f.StringArrayVar(&po.KernelArgs, "kernel-arg", nil, "kernel argument for boot.ipxe, e.g. ipa-api-url=http://ironic:6385 (repeatable)")
 	f.StringVar(&po.Exec, "exec", "", "shell command to run after a real update")
+	f.BoolVar(&po.VerifyLocal, "verify-local", false, "hash every file in DIR (and check its record against the registry) even when stat says nothing changed")
 	f.DurationVar(&interval, "interval", 0, "keep running and re-check every D (e.g. 5m)")
 	reg.add(cmd)
 	return cmd
