@@ -9,16 +9,16 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 )
@@ -49,7 +49,7 @@ func fetchBuildroot(ctx context.Context, cacheDir, rawURL, sum string, offline b
 			return "", fmt.Errorf("offline: Buildroot tarball %s (sha256 %s) is not in the cache %s; run once without --offline", rawURL, sum, dir)
 		}
 		log.WithField("url", rawURL).Info("downloading Buildroot release")
-		if err := download(ctx, rawURL, tarball, sum); err != nil {
+		if err := download(ctx, newHTTPDownloader(defaultHTTPTimeouts()), rawURL, tarball, sum); err != nil {
 			return "", err
 		}
 	}
@@ -75,9 +75,96 @@ func fetchBuildroot(ctx context.Context, cacheDir, rawURL, sum string, offline b
 	return tree, nil
 }
 
-// download fetches rawURL (http, https or file) to dst, verifying size-independent sha256
-// before renaming the temporary file into place.
-func download(ctx context.Context, rawURL, dst, sum string) error {
+// httpTimeouts bound every HTTP request the builder package makes: connecting, the TLS
+// handshake and the wait for response headers each have a limit, and a body must keep
+// arriving (idleRead without a byte aborts it). The whole transfer has no limit, so a slow
+// but steady download of a large release still succeeds.
+type httpTimeouts struct {
+	dial, tlsHandshake, responseHeader, idleRead time.Duration
+}
+
+func defaultHTTPTimeouts() httpTimeouts {
+	return httpTimeouts{dial: 30 * time.Second, tlsHandshake: 30 * time.Second, responseHeader: time.Minute, idleRead: time.Minute}
+}
+
+// httpDownloader is the HTTP client of release downloads (never http.DefaultClient).
+type httpDownloader struct {
+	client   *http.Client
+	idleRead time.Duration
+}
+
+func newHTTPDownloader(t httpTimeouts) *httpDownloader {
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: t.dial, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   t.tlsHandshake,
+		ResponseHeaderTimeout: t.responseHeader,
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	return &httpDownloader{client: &http.Client{Transport: tr}, idleRead: t.idleRead}
+}
+
+// errStalled is the cancellation cause when a response body stops arriving.
+var errStalled = errors.New("no data received")
+
+// get starts a GET of rawURL; the returned body aborts the request when no byte arrives for
+// d.idleRead. Closing the body releases everything.
+func (d *httpDownloader) get(ctx context.Context, rawURL string) (io.ReadCloser, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		cancel(nil)
+		return nil, fmt.Errorf("HTTP %s", resp.Status)
+	}
+	idle := d.idleRead
+	timer := time.AfterFunc(idle, func() { cancel(fmt.Errorf("%w for %s", errStalled, idle)) })
+	return &idleBody{body: resp.Body, ctx: ctx, cancel: cancel, timer: timer, idle: idle}, nil
+}
+
+// idleBody re-arms its timer on every read that returns data.
+type idleBody struct {
+	body   io.ReadCloser
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+	idle   time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.body.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.idle)
+	}
+	if err != nil && err != io.EOF {
+		if cause := context.Cause(b.ctx); cause != nil && errors.Is(cause, errStalled) {
+			err = cause
+		}
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	err := b.body.Close()
+	b.cancel(nil)
+	return err
+}
+
+// download fetches rawURL (http, https or file) to dst, verifying its sha256 before renaming
+// the temporary file into place.
+func download(ctx context.Context, d *httpDownloader, rawURL, dst, sum string) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return err
@@ -91,19 +178,9 @@ func download(ctx context.Context, rawURL, dst, sum string) error {
 		}
 		body = f
 	case "http", "https":
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
+		if body, err = d.get(ctx, rawURL); err != nil {
 			return fmt.Errorf("download %s: %w", rawURL, err)
 		}
-		if resp.StatusCode != http.StatusOK {
-			resp.Body.Close()
-			return fmt.Errorf("download %s: HTTP %s", rawURL, resp.Status)
-		}
-		body = resp.Body
 	default:
 		return fmt.Errorf("download %s: unsupported scheme %q (use https, http or file)", rawURL, u.Scheme)
 	}
@@ -118,13 +195,20 @@ func download(ctx context.Context, rawURL, dst, sum string) error {
 		tmp.Close()
 		return fmt.Errorf("download %s: %w", rawURL, err)
 	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
 		return fmt.Errorf("download %s: sha256 is %s, want %s; check the url and sha256 in %s", rawURL, got, sum, ConfigFileName)
 	}
-	return os.Rename(tmp.Name(), dst)
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dst))
 }
 
 func fileSHA256(p string) (string, error) {
@@ -190,116 +274,4 @@ func TreeHash(root string) (string, error) {
 		fmt.Fprintf(h, "%s\x00%s\n", e.rel, e.kind)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-var commitRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
-
-// ResolvedGit is a git source with its ref resolved to a commit.
-type ResolvedGit struct {
-	Repo       string `json:"repo"`
-	Ref        string `json:"ref"`
-	Commit     string `json:"commit"`
-	CommitTime int64  `json:"commitTime"`
-}
-
-// git runs git with prompts off and returns its trimmed stdout.
-func git(ctx context.Context, dir string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
-	// The mirrors may belong to the container user (when root runs ipa-oci): trust them.
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=/bin/true", "LC_ALL=C",
-		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
-// lsRemote resolves ref in repo to a commit with `git ls-remote` (tags are peeled). A 40-hex
-// ref is taken as a commit ID as it is.
-func lsRemote(ctx context.Context, repo, ref string) (string, error) {
-	if commitRE.MatchString(ref) {
-		return ref, nil
-	}
-	out, err := git(ctx, "", "ls-remote", repo, ref, ref+"^{}")
-	if err != nil {
-		return "", fmt.Errorf("resolve %s %s: %w", repo, ref, err)
-	}
-	found := map[string]string{}
-	for _, l := range strings.Split(out, "\n") {
-		sha, name, ok := strings.Cut(l, "\t")
-		if ok {
-			found[name] = sha
-		}
-	}
-	for _, name := range []string{
-		"refs/tags/" + ref + "^{}", "refs/tags/" + ref, "refs/heads/" + ref, ref + "^{}", ref,
-	} {
-		if sha, ok := found[name]; ok && commitRE.MatchString(sha) {
-			return sha, nil
-		}
-	}
-	return "", fmt.Errorf("resolve %s %s: no such branch or tag (git ls-remote found none)", repo, ref)
-}
-
-// mirrorName is the bare repository name under DL_DIR/ipa-oci-git/ for a repository URL.
-func mirrorName(repo string) string {
-	base := strings.TrimSuffix(path.Base(strings.TrimRight(repo, "/")), ".git")
-	h := sha256.Sum256([]byte(repo))
-	return base + "-" + hex.EncodeToString(h[:4]) + ".git"
-}
-
-// ensureCommit makes sure commit is in the bare mirror at dir, fetching ref from repo if not
-// (offline: fail clearly instead), and returns the commit's committer time.
-func ensureCommit(ctx context.Context, dir, repo, ref, commit string, offline bool) (int64, error) {
-	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err != nil {
-		if offline {
-			return 0, fmt.Errorf("offline: no local mirror of %s in %s; run once without --offline", repo, dir)
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return 0, err
-		}
-		if _, err := git(ctx, dir, "init", "--bare", "-q"); err != nil {
-			return 0, err
-		}
-	}
-	if _, err := git(ctx, dir, "cat-file", "-e", commit+"^{commit}"); err != nil {
-		if offline {
-			return 0, fmt.Errorf("offline: commit %s of %s is not in %s; run once without --offline", commit, repo, dir)
-		}
-		src := ref
-		if !commitRE.MatchString(ref) {
-			src = "+" + ref + ":refs/ipa-oci/" + strings.TrimPrefix(ref, "refs/")
-		}
-		if _, err := git(ctx, dir, "fetch", "-q", "--no-tags", repo, src); err != nil {
-			return 0, fmt.Errorf("fetch %s %s: %w", repo, ref, err)
-		}
-		if _, err := git(ctx, dir, "cat-file", "-e", commit+"^{commit}"); err != nil {
-			return 0, fmt.Errorf("%s %s: commit %s not found after fetching (did the branch move? retry)", repo, ref, commit)
-		}
-		// Keep the commit reachable under a stable name, whatever ref it came from.
-		if _, err := git(ctx, dir, "update-ref", "refs/ipa-oci/commits/"+commit, commit); err != nil {
-			return 0, err
-		}
-	}
-	t, err := git(ctx, dir, "log", "-1", "--format=%ct", commit)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(t, 10, 64)
-}
-
-// resolveOffline resolves ref without the network, from the refs a previous fetch stored.
-func resolveOffline(ctx context.Context, dir, repo, ref string) (string, error) {
-	if commitRE.MatchString(ref) {
-		return ref, nil
-	}
-	sha, err := git(ctx, dir, "rev-parse", "-q", "--verify", "refs/ipa-oci/"+strings.TrimPrefix(ref, "refs/")+"^{commit}")
-	if err != nil {
-		return "", fmt.Errorf("offline: %s %s was never fetched into %s; run once without --offline or pass a commit ID", repo, ref, dir)
-	}
-	return sha, nil
 }
