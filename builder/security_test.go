@@ -49,7 +49,7 @@ done
 plant "dl buildroot git cache" sh -c "mkdir -p /ipa/dl/standin/git/hooks && printf '#!/bin/sh\ntouch /ipa/dl/standin-git-hook\n' > /ipa/dl/standin/git/hooks/post-checkout"
 plant "dl stamp" sh -c ": > /ipa/dl/.ipa-oci-fetch/forged"
 plant "dl file" sh -c ": > /ipa/dl/planted"
-plant "dl mirrors dir" sh -c "mv /ipa/dl/ipa-oci-git /ipa/dl/ipa-oci-git.moved"
+plant "dl mirrors dir" sh -c ": > /ipa/dl/ipa-oci-git/planted"
 `
 }
 
@@ -102,7 +102,7 @@ func TestBuildPhaseCannotPlantHostCode(t *testing.T) {
 			t.Errorf("the build phase could write: %s", strings.TrimPrefix(l, "[build] "))
 		}
 	}
-	for _, p := range []string{"planted", ".ipa-oci-fetch/forged", "standin/git", "ipa-oci-git.moved"} {
+	for _, p := range []string{"planted", ".ipa-oci-fetch/forged", "standin/git", "ipa-oci-git/planted"} {
 		if _, err := os.Lstat(filepath.Join(o.DLDir, p)); err == nil {
 			t.Errorf("the build phase wrote %s into the download cache", p)
 		}
