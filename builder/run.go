@@ -31,9 +31,11 @@ const pidsLimit int64 = 4096
 
 // containerTmpfs are the writable scratch directories of the otherwise read-only root
 // filesystem (HOME=/tmp). exec: configure scripts and pip run what they build there.
-var containerTmpfs = map[string]string{
-	"/tmp":     "rw,exec,nosuid,nodev,mode=1777",
-	"/var/tmp": "rw,exec,nosuid,nodev,mode=1777",
+func containerTmpfs() map[string]string {
+	return map[string]string{
+		"/tmp":     "rw,exec,nosuid,nodev,mode=1777",
+		"/var/tmp": "rw,exec,nosuid,nodev,mode=1777",
+	}
 }
 
 // ContainerExitError is returned when a phase's container exits non-zero.
@@ -208,7 +210,7 @@ func hardenedHostConfig(spec runSpec) *container.HostConfig {
 		CapDrop:        []string{"ALL"},
 		SecurityOpt:    []string{"no-new-privileges"},
 		ReadonlyRootfs: true,
-		Tmpfs:          containerTmpfs,
+		Tmpfs:          containerTmpfs(),
 		Resources:      container.Resources{PidsLimit: &pids},
 	}
 }
