@@ -21,7 +21,8 @@ import (
 // resolve the git refs), fetch.go (the fetch phase: network on, writes the download cache),
 // buildphase.go (the build phase: network off, download cache read-only) and outputs.go (copy
 // the artifacts out of Buildroot's O= and write build-info.json). container.go says what every
-// phase container gets (mounts, environment, hardening); run.go runs one container.
+// phase container gets (mounts, environment), run.go runs one (hardened) container, git.go is
+// the host-side git, sources.go and download.go fetch and hash the Buildroot release.
 
 // Fixed in-container paths: the same O= and download paths on every host, so Buildroot's
 // BR2_REPRODUCIBLE sees identical paths and outputs do not depend on where the host keeps them.

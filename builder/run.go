@@ -26,7 +26,7 @@ const lastLinesKept = 25
 const apiTimeout = 2 * time.Minute
 
 // pidsLimit caps the processes of a phase container: far above what Buildroot needs with
-// many parallel jobs, far below what stops a fork bomb from starving the host.
+// many parallel jobs, low enough that a fork bomb cannot starve the host.
 const pidsLimit int64 = 4096
 
 // containerTmpfs are the writable scratch directories of the otherwise read-only root

@@ -106,6 +106,13 @@ func (f *buildFlags) options(cmd *cobra.Command, g *globalOptions) (builder.Opti
 	if fl.Changed("source-date-epoch") {
 		c.SourceDateEpoch = in.SourceDateEpoch
 	}
+	// A commit pinned in the config belongs to the repository and ref written there.
+	if fl.Changed("ipa-repo") || fl.Changed("ipa-ref") {
+		c.IPA.Commit = ""
+	}
+	if fl.Changed("requirements-repo") || fl.Changed("requirements-ref") {
+		c.Requirements.Commit = ""
+	}
 	if fl.Changed("host-network") {
 		c.HostNetwork = in.HostNetwork
 	}
