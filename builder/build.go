@@ -3,9 +3,7 @@ package builder
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,11 +11,18 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
-	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 	"github.com/sirupsen/logrus"
 )
+
+// A build runs in four steps, one file each: inputs.go (pin the builder image, hash the trees,
+// resolve the git refs), fetch.go (the fetch phase: network on, writes the download cache),
+// buildphase.go (the build phase: network off, download cache read-only) and outputs.go (copy
+// the artifacts out of Buildroot's O= and write build-info.json). container.go says what every
+// phase container gets (mounts, environment), run.go runs one (hardened) container, git.go is
+// the host-side git, sources.go and download.go fetch and hash the Buildroot release.
 
 // Fixed in-container paths: the same O= and download paths on every host, so Buildroot's
 // BR2_REPRODUCIBLE sees identical paths and outputs do not depend on where the host keeps them.
@@ -25,9 +30,9 @@ const (
 	ContainerBuildroot    = "/ipa/buildroot"     // Buildroot tree, read-only
 	ContainerExternal     = "/ipa/external"      // BR2_EXTERNAL tree, read-only
 	ContainerKernelConfig = "/ipa/kernel-config" // kernel config directory, read-only
-	ContainerOutput       = "/ipa/output"        // Buildroot's O= (host: OUTPUT/buildroot)
-	ContainerDL           = "/ipa/dl"            // BR2_DL_DIR, shared download cache
-	ContainerCcache       = "/ipa/ccache"        // ccache directory (BR_CACHE_DIR)
+	ContainerOutput       = "/ipa/output"        // Buildroot's O= (build: OUTPUT/buildroot; fetch: a scratch directory)
+	ContainerDL           = "/ipa/dl"            // BR2_DL_DIR: read-write in the fetch phase, read-only in the build phase
+	ContainerCcache       = "/ipa/ccache"        // ccache directory (BR_CACHE_DIR), build phase only
 )
 
 // Artifact names in OUTPUT.
@@ -40,15 +45,8 @@ const (
 	ShowInfoName  = "show-info.json"
 )
 
-// exitMissingSource is the build-phase script's exit code when `make source` fails with the
-// network off: a source is missing from the download cache.
-const exitMissingSource = 97
-
 // rootFallbackUser is the container user when root invokes a build: never root inside.
 const rootFallbackUser = "1000:1000"
-
-// proxyVars are the only host environment variables passed into the builder container.
-var proxyVars = []string{"http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy"}
 
 // Options are the inputs of one build; see Config for their meaning. Paths are host paths.
 type Options struct {
@@ -68,6 +66,10 @@ type Options struct {
 	Offline         bool   // skip the fetch phase; fail if a source is missing
 	LegalInfo       bool   // also run `make legal-info` and write OUTPUT/legal-info.tar.gz
 
+	// HostNetwork runs the fetch phase in the host's network namespace instead of the engine's
+	// default (bridge) network. Needed when the engine has no bridge (dockerd --bridge=none).
+	HostNetwork bool
+
 	// BuilderImage is the image to run; BuilderPin the image ID it must have. With
 	// AllowUnpinned (--builder-image) any image is accepted and its ID recorded.
 	BuilderImage  string
@@ -78,7 +80,8 @@ type Options struct {
 	// root. When set while running as root, the host-written artifacts are chowned to it too.
 	User string
 
-	// HostEnv is the environment proxies are taken from (default os.Environ()).
+	// HostEnv is the environment proxies are taken from (default os.Environ()); host-side git
+	// also takes its allow-list (gitEnvAllow) from it.
 	HostEnv []string
 	// ForceFetch runs the fetch phase even when its stamp says the inputs were fetched.
 	ForceFetch bool
@@ -133,6 +136,7 @@ type build struct {
 	chownOut    bool
 	id          string
 	brTree      string
+	git         *gitRunner
 	info        BuildInfo
 	sink        *logSink
 	res         Result
@@ -182,7 +186,7 @@ func newBuild(ctx context.Context, o Options) (*build, error) {
 	if fi, err := os.Stat(filepath.Join(o.External, "configs", o.Defconfig)); err != nil || !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("defconfig %s not found in %s/configs: check --external and --defconfig", o.Defconfig, o.External)
 	}
-	b := &build{o: o, log: o.Log.WithField("component", "build")}
+	b := &build{o: o, log: o.Log.WithField("component", "build"), git: newGitRunner(o.HostEnv)}
 	if b.uid, b.gid, b.chownOut, err = containerUser(o.User); err != nil {
 		return nil, err
 	}
@@ -233,15 +237,11 @@ func (b *build) run(ctx context.Context) (*Result, error) {
 	if err := b.checkBuilderImage(ctx); err != nil {
 		return nil, err
 	}
-	if err := b.resolveInputs(ctx); err != nil {
+	if err := b.prepareDirs(); err != nil {
 		return nil, err
 	}
-	brOut := filepath.Join(o.Output, "buildroot")
-	for _, d := range []string{o.Output, brOut, o.DLDir, o.CcacheDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("create %s: %w", d, err)
-		}
-		b.ownForContainer(d, false)
+	if err := b.resolveInputs(ctx); err != nil {
+		return nil, err
 	}
 	logPath := filepath.Join(o.Output, BuildLogName)
 	logFile, err := os.Create(logPath)
@@ -254,460 +254,87 @@ func (b *build) run(ctx context.Context) (*Result, error) {
 	defer progress.done()
 	b.sink = &logSink{log: o.Log, file: logFile, progress: progress}
 
-	stamp := filepath.Join(o.DLDir, ".ipa-oci-fetch", b.fetchKey())
-	_, stampErr := os.Stat(stamp)
-	switch {
-	case o.Offline:
-		b.log.Info("offline: fetch phase skipped; every source must already be in the download cache")
-		b.res.FetchSkipped = true
-	case stampErr == nil && !o.ForceFetch:
-		b.log.WithField("stamp", stamp).Info("fetch phase skipped: these inputs were fetched before")
-		b.res.FetchSkipped = true
-	default:
-		if err := b.phase(ctx, "fetch", "host", b.fetchScript()); err != nil {
-			return nil, err
-		}
-		if err := os.MkdirAll(filepath.Dir(stamp), 0o755); err == nil {
-			os.WriteFile(stamp, []byte(b.fetchKeyText()), 0o644)
-			b.ownForContainer(filepath.Dir(stamp), true)
-		}
-	}
-	if err := b.phase(ctx, "build", "none", b.buildScript()); err != nil {
-		var ce *ContainerExitError
-		if errors.As(err, &ce) && ce.Code == exitMissingSource {
-			hint := "run without --offline so the fetch phase downloads it"
-			if !o.Offline {
-				hint = "run again with --force-fetch (the fetch stamp under " + filepath.Dir(stamp) + " is stale)"
-			}
-			return nil, fmt.Errorf("a source is missing from the download cache %s and the build phase has no network: %s\n%w", o.DLDir, hint, err)
-		}
+	if err := b.fetch(ctx); err != nil {
 		return nil, err
 	}
-	if err := b.collect(brOut); err != nil {
+	if err := b.buildPhase(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.collect(); err != nil {
 		return nil, err
 	}
 	return &b.res, nil
 }
 
-// checkBuilderImage resolves the builder image and enforces the pin.
-func (b *build) checkBuilderImage(ctx context.Context) error {
+// prepareDirs creates the host directories a build uses before any git command or container
+// runs. The directories the host itself writes and later reads (git mirrors, fetch stamps)
+// are created here, owned by the host user, and only ever mounted read-only.
+func (b *build) prepareDirs() error {
 	o := b.o
-	ref := o.BuilderImage
-	if ref == "" {
-		ref = o.BuilderPin
-	}
-	if ref == "" {
-		return errors.New("no builder image: run `ipa-oci builder build` and pin the printed ID as builder.id in " + ConfigFileName + ", or pass --builder-image")
-	}
-	ii, err := b.cli.ImageInspect(ctx, ref)
-	if err != nil {
-		return fmt.Errorf("builder image %s: %w; build it with `ipa-oci builder build`", ref, err)
-	}
-	id := ii.ID
-	if !o.AllowUnpinned {
-		if o.BuilderPin == "" {
-			return fmt.Errorf("builder image %s (%s) is not pinned: set builder.id: %s in %s, or pass --builder-image to use it unpinned", ref, id, id, ConfigFileName)
+	for _, d := range []string{o.Output, b.brOut(), o.DLDir, o.CcacheDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
 		}
-		if !matchesPin(id, ii.RepoDigests, o.BuilderPin) {
-			return fmt.Errorf("builder image %s is %s but %s pins %s: rebuild the pinned image, update builder.id, or pass --builder-image %s to override", ref, id, ConfigFileName, o.BuilderPin, ref)
-		}
-	} else if o.BuilderPin != "" && !matchesPin(id, ii.RepoDigests, o.BuilderPin) {
-		b.log.WithFields(logrus.Fields{"image": ref, "id": id, "pin": o.BuilderPin}).Warn("--builder-image overrides the pinned builder image")
+		b.ownForContainer(d)
 	}
-	b.info.Inputs.BuilderImage = ImageInput{Ref: ref, ID: id}
-	b.log.WithFields(logrus.Fields{"image": ref, "id": id}).Info("builder image")
-	return nil
-}
-
-func matchesPin(id string, repoDigests []string, pin string) bool {
-	if pin == id || "sha256:"+pin == id {
-		return true
-	}
-	for _, rd := range repoDigests {
-		if _, d, ok := strings.Cut(rd, "@"); ok && (d == pin || strings.HasSuffix(pin, "@"+d)) {
-			return true
-		}
-	}
-	return false
-}
-
-// resolveInputs hashes the trees, fetches/caches Buildroot and resolves the git refs.
-func (b *build) resolveInputs(ctx context.Context) error {
-	o := b.o
-	in := &b.info.Inputs
-	in.Defconfig, in.Arch, in.LegalInfo = o.Defconfig, o.Arch, o.LegalInfo
-	if o.Buildroot.Src != "" {
-		b.brTree = o.Buildroot.Src
-		in.Buildroot = BuildrootInput{Version: o.Buildroot.Version, Local: true}
-	} else {
-		if o.Buildroot.URL == "" || o.Buildroot.SHA256 == "" {
-			return errors.New("no Buildroot: set buildroot.url and buildroot.sha256 in " + ConfigFileName + " or pass --buildroot-src DIR")
-		}
-		tree, err := fetchBuildroot(ctx, o.CacheDir, o.Buildroot.URL, o.Buildroot.SHA256, o.Offline, b.log)
-		if err != nil {
+	for _, d := range []string{b.mirrorsDir(), b.stampsDir()} {
+		if err := hostOwnedDir(d); err != nil {
 			return err
 		}
-		b.brTree = tree
-		in.Buildroot = BuildrootInput{Version: o.Buildroot.Version, URL: o.Buildroot.URL,
-			SHA256: strings.ToLower(strings.TrimPrefix(o.Buildroot.SHA256, "sha256:"))}
-	}
-	var err error
-	if in.Buildroot.TreeSHA256, err = TreeHash(b.brTree); err != nil {
-		return err
-	}
-	h, err := TreeHash(o.External)
-	if err != nil {
-		return err
-	}
-	in.External = TreeInput{SHA256: h}
-	if o.KernelConfig != "" {
-		h, err := TreeHash(o.KernelConfig)
-		if err != nil {
-			return err
-		}
-		in.KernelConfig = &TreeInput{SHA256: h}
-	}
-	for _, g := range []struct {
-		src GitSource
-		dst **ResolvedGit
-	}{{o.IPA, &in.IPA}, {o.Requirements, &in.Requirements}} {
-		if g.src.Repo == "" {
-			continue
-		}
-		ref := g.src.Ref
-		if ref == "" {
-			ref = "HEAD"
-		}
-		dir := filepath.Join(o.DLDir, "ipa-oci-git", mirrorName(g.src.Repo))
-		var commit string
-		if o.Offline {
-			commit, err = resolveOffline(ctx, dir, g.src.Repo, ref)
-		} else {
-			commit, err = lsRemote(ctx, g.src.Repo, ref)
-		}
-		if err != nil {
-			return err
-		}
-		t, err := ensureCommit(ctx, dir, g.src.Repo, ref, commit, o.Offline)
-		if err != nil {
-			return err
-		}
-		b.ownForContainer(filepath.Join(o.DLDir, "ipa-oci-git"), false)
-		b.ownForContainer(dir, true)
-		*g.dst = &ResolvedGit{Repo: g.src.Repo, Ref: ref, Commit: commit, CommitTime: t}
-		b.log.WithFields(logrus.Fields{"repo": g.src.Repo, "ref": ref, "commit": commit}).Info("resolved git ref")
-	}
-	in.SourceDateEpoch = o.SourceDateEpoch
-	if in.SourceDateEpoch == 0 {
-		if in.IPA == nil {
-			return errors.New("no SOURCE_DATE_EPOCH: set ipa.repo (its commit time is the default) or sourceDateEpoch / --source-date-epoch")
-		}
-		in.SourceDateEpoch = in.IPA.CommitTime
 	}
 	return nil
 }
 
-// fetchKeyText lists the inputs that decide which sources the fetch phase downloads.
-func (b *build) fetchKeyText() string {
-	in := b.info.Inputs
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "buildroot %s\nexternal %s\ndefconfig %s\narch %s\nbuilder %s\n",
-		in.Buildroot.TreeSHA256, in.External.SHA256, in.Defconfig, in.Arch, in.BuilderImage.ID)
-	if in.KernelConfig != nil {
-		fmt.Fprintf(&sb, "kernel-config %s\n", in.KernelConfig.SHA256)
-	}
-	for _, g := range []*ResolvedGit{in.IPA, in.Requirements} {
-		if g != nil {
-			fmt.Fprintf(&sb, "git %s %s\n", g.Repo, g.Commit)
-		}
-	}
-	return sb.String()
-}
+// brOut is the host directory behind the build phase's O=.
+func (b *build) brOut() string { return filepath.Join(b.o.Output, "buildroot") }
 
-func (b *build) fetchKey() string {
-	h := sha256.Sum256([]byte(b.fetchKeyText()))
-	return hex.EncodeToString(h[:])
-}
-
-// makeCmd is the make invocation both phases use. The resolved git inputs override the
-// external tree's Kconfig strings on the command line (so Buildroot fetches and builds exactly
-// the recorded IPA commit): BR2_IPA_GIT_URL, BR2_IPA_GIT_REF (the commit ID),
-// BR2_IPA_REQUIREMENTS_GIT_URL and BR2_IPA_REQUIREMENTS_GIT_REF (the ref as given, which the
-// external tree's post-build script compares with the ref its wheel list was generated for).
-func (b *build) makeCmd() string {
-	cmd := fmt.Sprintf("make --no-print-directory -C %s O=%s BR2_EXTERNAL=%s", ContainerBuildroot, ContainerOutput, ContainerExternal)
-	for _, v := range b.makeVars() {
-		cmd += " " + shellQuote(v)
-	}
-	return cmd
-}
-
-func (b *build) makeVars() []string {
-	in := b.info.Inputs
-	var vars []string
-	if in.IPA != nil {
-		vars = append(vars, "BR2_IPA_GIT_URL="+in.IPA.Repo, "BR2_IPA_GIT_REF="+in.IPA.Commit)
-	}
-	if in.Requirements != nil {
-		vars = append(vars, "BR2_IPA_REQUIREMENTS_GIT_URL="+in.Requirements.Repo, "BR2_IPA_REQUIREMENTS_GIT_REF="+in.Requirements.Ref)
-	}
-	return vars
-}
-
-func (b *build) fetchScript() string {
-	m := b.makeCmd()
-	return strings.Join([]string{
-		"set -euo pipefail",
-		m + " " + shellQuote(b.o.Defconfig),
-		m + " source",
-		"if [ -x " + ContainerExternal + "/ipa-oci-fetch.sh ]; then " + ContainerExternal + "/ipa-oci-fetch.sh; fi",
-	}, "\n")
-}
-
-func (b *build) buildScript() string {
-	m := b.makeCmd()
-	jobs := ""
-	if b.o.Jobs > 0 {
-		jobs = fmt.Sprintf(" BR2_JLEVEL=%d", b.o.Jobs)
-	}
-	lines := []string{
-		"set -euo pipefail",
-		m + " " + shellQuote(b.o.Defconfig),
-		"if ! " + m + " source; then echo 'ipa-oci: a source is missing from " + ContainerDL + " and the network is off' >&2; exit " + strconv.Itoa(exitMissingSource) + "; fi",
-		m + jobs + " all",
-		m + " -s show-info > " + ContainerOutput + "/" + ShowInfoName,
-	}
-	if b.o.LegalInfo {
-		lines = append(lines, "rm -rf "+ContainerOutput+"/legal-info", m+" legal-info")
-	}
-	return strings.Join(lines, "\n")
-}
-
-// env is the container environment: what ipa-oci sets plus the host's proxy variables.
-func (b *build) env(phase string) []string {
-	in := b.info.Inputs
-	env := []string{
-		"HOME=/tmp",
-		"LC_ALL=C.UTF-8",
-		"LANG=C.UTF-8",
-		"TERM=dumb",
-		"SOURCE_DATE_EPOCH=" + strconv.FormatInt(in.SourceDateEpoch, 10),
-		"BR2_DL_DIR=" + ContainerDL,
-		"BR_CACHE_DIR=" + ContainerCcache,
-		"IPA_OCI_PHASE=" + phase,
-		"IPA_OCI_ARCH=" + in.Arch,
-		"IPA_OCI_UNAME_ARCH=" + unameArch(in.Arch),
-		// The git mirrors are written by the host user; let git read them as another uid.
-		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*",
-	}
-	if in.KernelConfig != nil {
-		env = append(env, "IPA_OCI_KERNEL_CONFIG_DIR="+ContainerKernelConfig)
-	}
-	for name, g := range map[string]*ResolvedGit{"IPA": in.IPA, "REQUIREMENTS": in.Requirements} {
-		if g == nil {
-			continue
-		}
-		env = append(env,
-			"IPA_OCI_"+name+"_URL="+g.Repo,
-			"IPA_OCI_"+name+"_COMMIT="+g.Commit,
-			"IPA_OCI_"+name+"_GIT_DIR="+ContainerDL+"/ipa-oci-git/"+mirrorName(g.Repo),
-		)
-	}
-	for _, kv := range b.o.HostEnv {
-		k, _, _ := strings.Cut(kv, "=")
-		for _, p := range proxyVars {
-			if k == p || k == strings.ToUpper(p) {
-				env = append(env, kv)
-			}
-		}
-	}
-	return env
-}
-
-func (b *build) mounts() []mount.Mount {
-	o := b.o
-	bind := func(src, dst string, ro bool) mount.Mount {
-		return mount.Mount{Type: mount.TypeBind, Source: src, Target: dst, ReadOnly: ro}
-	}
-	ms := []mount.Mount{
-		bind(b.brTree, ContainerBuildroot, true),
-		bind(o.External, ContainerExternal, true),
-		bind(filepath.Join(o.Output, "buildroot"), ContainerOutput, false),
-		bind(o.DLDir, ContainerDL, false),
-		bind(o.CcacheDir, ContainerCcache, false),
-	}
-	if o.KernelConfig != "" {
-		ms = append(ms, bind(o.KernelConfig, ContainerKernelConfig, true))
-	}
-	return ms
-}
-
-func (b *build) phase(ctx context.Context, phase, network, script string) error {
-	b.log.WithFields(logrus.Fields{"phase": phase, "network": network}).Info("starting phase")
-	st, err := runContainer(ctx, b.cli, runSpec{
-		phase:   phase,
-		image:   b.info.Inputs.BuilderImage.ID,
-		cmd:     []string{"/bin/bash", "-c", script},
-		env:     b.env(phase),
-		user:    fmt.Sprintf("%d:%d", b.uid, b.gid),
-		mounts:  b.mounts(),
-		network: network,
-		labels: map[string]string{
-			LabelManaged: "true", LabelPhase: phase, LabelBuildID: b.id,
-			LabelOutput: b.o.Output,
-		},
-	}, b.sink)
-	b.sink.progress.clear()
-	b.res.stats = append(b.res.stats, st)
-	return err
-}
-
-// ownForContainer hands a host-created directory to the container user when the host runs as
-// root and the container does not (so the container can write there).
-func (b *build) ownForContainer(p string, recursive bool) {
+// ownForContainer hands a host-created directory (not its content) to the container user
+// when the host runs as root and the container does not, so the container can write there.
+func (b *build) ownForContainer(p string) {
 	if os.Geteuid() != 0 || b.uid == 0 {
 		return
 	}
-	if !recursive {
-		os.Lchown(p, b.uid, b.gid)
-		return
-	}
-	filepath.WalkDir(p, func(q string, _ os.DirEntry, err error) error {
-		if err == nil {
-			os.Lchown(q, b.uid, b.gid)
-		}
-		return nil
-	})
+	os.Lchown(p, b.uid, b.gid)
 }
 
-// collect copies the artifacts out of Buildroot's images/, hashes them and writes build-info.
-func (b *build) collect(brOut string) error {
-	o := b.o
-	images := filepath.Join(brOut, "images")
-	kernel := firstExisting(images, "bzImage", "Image", "vmlinuz", "zImage")
-	initrd := firstExisting(images, "rootfs.cpio.xz", "rootfs.cpio.zst", "rootfs.cpio.gz", "rootfs.cpio")
-	if kernel == "" || initrd == "" {
-		return fmt.Errorf("build finished but %s lacks a kernel (bzImage/Image) or rootfs.cpio.*: check the defconfig enables BR2_LINUX_KERNEL and BR2_TARGET_ROOTFS_CPIO", images)
-	}
-	type art struct{ src, name string }
-	arts := []art{{kernel, KernelName}, {initrd, InitramfsName}}
-	if o.LegalInfo {
-		tmp := filepath.Join(o.Output, "."+LegalInfoName+".tmp")
-		if err := tarDir(filepath.Join(brOut, "legal-info"), tmp, b.info.Inputs.SourceDateEpoch); err != nil {
+// hostOwnedDir makes sure p is a real directory (not a symlink) owned by the user running
+// ipa-oci, creating it (0755) if missing. The host later runs git in, or writes stamps to,
+// such directories, so one a container could have created or replaced is refused.
+func hostOwnedDir(p string) error {
+	fi, err := os.Lstat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", p, err)
+		}
+		if err := os.Chmod(p, 0o755); err != nil { // whatever the umask: the container reads it
 			return err
 		}
-		arts = append(arts, art{tmp, LegalInfoName})
+		fi, err = os.Lstat(p)
 	}
-	for _, a := range arts {
-		dst := filepath.Join(o.Output, a.name)
-		if err := copyFile(a.src, dst); err != nil {
-			return err
-		}
-		if strings.HasSuffix(a.src, ".tmp") {
-			os.Remove(a.src)
-		}
-		sum, err := fileSHA256(dst)
-		if err != nil {
-			return err
-		}
-		fi, err := os.Stat(dst)
-		if err != nil {
-			return err
-		}
-		b.info.Outputs = append(b.info.Outputs, OutputFile{Name: a.name, SHA256: "sha256:" + sum, Size: fi.Size()})
-		b.chownArtifact(dst)
-	}
-	b.res.Kernel = filepath.Join(o.Output, KernelName)
-	b.res.Initramfs = filepath.Join(o.Output, InitramfsName)
-	if o.LegalInfo {
-		b.res.LegalInfo = filepath.Join(o.Output, LegalInfoName)
-	}
-	si, err := os.ReadFile(filepath.Join(brOut, ShowInfoName))
-	if err != nil {
-		return fmt.Errorf("read Buildroot show-info: %w", err)
-	}
-	if !json.Valid(si) {
-		return fmt.Errorf("Buildroot's make show-info wrote invalid JSON to %s", filepath.Join(brOut, ShowInfoName))
-	}
-	b.info.ShowInfo = json.RawMessage(strings.TrimSpace(string(si)))
-	b.info.SchemaVersion = BuildInfoSchemaVersion
-	out, err := json.MarshalIndent(b.info, "", "  ")
 	if err != nil {
 		return err
 	}
-	p := filepath.Join(o.Output, BuildInfoName)
-	if err := writeFileAtomic(p, append(out, '\n')); err != nil {
-		return err
+	return checkHostOwned(p, fi)
+}
+
+// checkHostOwned refuses a path that is a symlink, not a directory, or owned by another user.
+func checkHostOwned(p string, fi os.FileInfo) error {
+	if !fi.IsDir() || fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("%s is not a directory (%s): remove it; ipa-oci recreates it", p, fi.Mode().Type())
 	}
-	b.chownArtifact(p)
-	b.chownArtifact(b.res.BuildLog)
-	b.res.BuildInfoPath = p
-	b.res.Info = &b.info
-	for _, f := range b.info.Outputs {
-		b.log.WithFields(logrus.Fields{"file": f.Name, "digest": f.SHA256, "size": f.Size}).Info("artifact")
+	if uid, ok := fileOwner(fi); ok && uid != os.Geteuid() {
+		return fmt.Errorf("%s is owned by uid %d, not by the user running ipa-oci (uid %d); a builder container (or an older ipa-oci, which handed it to the container user) may have written it: remove it, ipa-oci fetches its content again", p, uid, os.Geteuid())
 	}
 	return nil
 }
 
-func (b *build) chownArtifact(p string) {
-	if b.chownOut {
-		os.Lchown(p, b.uid, b.gid)
+// fileOwner is the owning uid of fi, where the platform says.
+func fileOwner(fi os.FileInfo) (int, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
 	}
-}
-
-func firstExisting(dir string, names ...string) string {
-	for _, n := range names {
-		p := filepath.Join(dir, n)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-			return p
-		}
-	}
-	return ""
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("copy artifact: %w", err)
-	}
-	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
-}
-
-func writeFileAtomic(p string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
+	return int(st.Uid), true
 }
 
 // NormalizeArch maps an architecture to its OCI name: amd64 (also x86_64, the default) or

@@ -94,14 +94,24 @@ func TestBuildStandin(t *testing.T) {
 		t.Errorf("logrus output lacks the streamed build line with phase=build")
 	}
 
-	// Mounts: fixed paths, trees read-only, output writable.
+	// Mounts: fixed paths, trees read-only, outputs writable; the download cache is writable
+	// only in the fetch phase, the host's git mirrors and stamps in neither.
 	for _, want := range []string{
-		"MOUNT /ipa/buildroot ro", "MOUNT /ipa/external ro", "MOUNT /ipa/output rw",
-		"MOUNT /ipa/dl rw", "MOUNT /ipa/ccache rw", "WRITE external denied", "WRITE output ok",
+		"MOUNT fetch /ipa/buildroot ro", "MOUNT fetch /ipa/external ro", "MOUNT fetch /ipa/output rw",
+		"MOUNT fetch /ipa/dl rw", "MOUNT fetch /ipa/dl/ipa-oci-git ro", "MOUNT fetch /ipa/dl/.ipa-oci-fetch ro",
+		"WRITE fetch /ipa/external denied", "WRITE fetch /ipa/output ok", "WRITE fetch /ipa/dl ok",
+		"WRITE fetch /ipa/dl/ipa-oci-git denied", "WRITE fetch /ipa/dl/.ipa-oci-fetch denied",
+		"MOUNT build /ipa/buildroot ro", "MOUNT build /ipa/external ro", "MOUNT build /ipa/output rw",
+		"MOUNT build /ipa/dl ro", "MOUNT build /ipa/ccache rw",
+		"WRITE build /ipa/external denied", "WRITE build /ipa/output ok", "WRITE build /ipa/ccache ok",
+		"WRITE build /ipa/dl denied", "WRITE build /ipa/dl/ipa-oci-git denied",
 	} {
-		if !strings.Contains(buildLog, want) {
+		if !strings.Contains(buildLog, want+"\n") {
 			t.Errorf("build.log lacks %q (mounts)", want)
 		}
+	}
+	if strings.Contains(buildLog, "MOUNT fetch /ipa/ccache") {
+		t.Error("the fetch phase has the ccache directory mounted")
 	}
 
 	// Environment allow-list: proxies pass, nothing else from the host.
@@ -386,13 +396,14 @@ func TestBuildrootTarballCache(t *testing.T) {
 func TestLsRemote(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
+	g := newGitRunner(nil)
 	for _, ref := range []string{"master", "v1.0", "refs/heads/master", f.ipaHead} {
-		got, err := lsRemote(ctx, f.ipaRepo, ref)
+		got, err := g.lsRemote(ctx, f.ipaRepo, ref)
 		if err != nil || got != f.ipaHead {
 			t.Errorf("lsRemote(%s) = %s, %v; want %s", ref, got, err, f.ipaHead)
 		}
 	}
-	if _, err := lsRemote(ctx, f.ipaRepo, "nope"); err == nil || !strings.Contains(err.Error(), "no such branch or tag") {
+	if _, err := g.lsRemote(ctx, f.ipaRepo, "nope"); err == nil || !strings.Contains(err.Error(), "no such branch or tag") {
 		t.Errorf("missing ref: %v", err)
 	}
 }

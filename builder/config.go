@@ -28,6 +28,9 @@ type Config struct {
 	CcacheDir    string          `json:"ccacheDir,omitempty"`
 	// SourceDateEpoch, when set, overrides the default (the IPA commit's committer time).
 	SourceDateEpoch int64 `json:"sourceDateEpoch,omitempty"`
+	// HostNetwork runs the fetch phase in the host's network namespace instead of the
+	// engine's default bridge network (for engines without one: dockerd --bridge=none).
+	HostNetwork bool `json:"hostNetwork,omitempty"`
 }
 
 // BuildrootConfig names the Buildroot release: a tarball URL and its sha256, or a local tree.
@@ -38,10 +41,14 @@ type BuildrootConfig struct {
 	Src     string `json:"src,omitempty"` // local checkout instead of URL+sha256
 }
 
-// GitSource is a git repository and a ref (branch, tag or commit ID).
+// GitSource is a git repository and a ref (branch, tag or commit ID). Commit, when set, pins
+// the commit the ref is taken at (a rebuild passes the recorded one): it is what is fetched
+// and built, while Ref stays the name the build sees (the external tree's post-build script
+// checks the requirements ref against its wheel list).
 type GitSource struct {
-	Repo string `json:"repo,omitempty"`
-	Ref  string `json:"ref,omitempty"`
+	Repo   string `json:"repo,omitempty"`
+	Ref    string `json:"ref,omitempty"`
+	Commit string `json:"commit,omitempty"`
 }
 
 // BuilderConfig pins the builder image: Image is what to run, ID the image ID it must have.

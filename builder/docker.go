@@ -33,7 +33,9 @@ func NewDockerClient(ctx context.Context) (*client.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w (check DOCKER_HOST)", err)
 	}
-	if _, err := cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+	pctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	if _, err := cli.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		cli.Close()
 		return nil, fmt.Errorf("cannot reach the Docker engine (%s): %w; start dockerd or set DOCKER_HOST", cli.DaemonHost(), err)
 	}

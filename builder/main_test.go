@@ -61,6 +61,13 @@ func (c *counter) get(p string) int {
 var tenv testEnv
 
 func TestMain(m *testing.M) {
+	if p := os.Getenv(atomicHelperEnv); p != "" {
+		if err := writeFileAtomic(p, []byte("{}\n")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	flag.Parse()
 	if !testing.Short() { // -short runs only the tests that need no Docker engine
 		tenv.setupErr = setupTestEnv()
@@ -209,18 +216,17 @@ func newFixture(t testing.TB, defconfigExtra ...string) *fixture {
 	dir := t.TempDir()
 	f := &fixture{dir: dir, external: filepath.Join(dir, "external"), logBuf: &syncBuffer{}}
 	mustWrite(t, filepath.Join(f.external, "configs", "test_defconfig"),
-		fmt.Sprintf("STANDIN_SOURCE_URL=%q\nSTANDIN_SOURCE_SHA256=%q\n%s", tenv.srcURL, tenv.srcSHA, strings.Join(defconfigExtra, "\n")))
+		fmt.Sprintf("STANDIN_SOURCE_URL=%q\nSTANDIN_SOURCE_SHA256=%q\nBR2_ROOTFS_POST_BUILD_SCRIPT=\"$(BR2_EXTERNAL_IPA_PATH)/report.sh\"\n%s",
+			tenv.srcURL, tenv.srcSHA, strings.Join(defconfigExtra, "\n")))
 	mustWrite(t, filepath.Join(f.external, "rootfs-overlay", "etc", "motd"), "ipa-oci stand-in test\n")
-	// The fetch hook reports what the container sees: mount options and write access.
-	mustWrite(t, filepath.Join(f.external, "ipa-oci-fetch.sh"), `#!/bin/bash
-for m in /ipa/buildroot /ipa/external /ipa/output /ipa/dl /ipa/ccache; do
-  awk -v m="$m" '$5 == m { split($6, o, ","); print "MOUNT " m " " o[1] }' /proc/self/mountinfo
-done
-touch /ipa/external/probe 2>/dev/null && echo "WRITE external ok" || echo "WRITE external denied"
-touch /ipa/output/probe && echo "WRITE output ok" && rm /ipa/output/probe
+	// report.sh says what a phase container sees: mounts and their options, where it may
+	// write, capabilities, no-new-privileges, the pids limit. The fetch phase runs it as the
+	// external tree's fetch hook, the build phase as a post-build script.
+	mustWriteExec(t, filepath.Join(f.external, "report.sh"), reportScript)
+	mustWriteExec(t, filepath.Join(f.external, "ipa-oci-fetch.sh"), `#!/bin/bash
+/ipa/external/report.sh
 echo "FETCH-ENV secret=${IPA_OCI_TEST_SECRET:-unset} proxy=${http_proxy:-unset} uid=$(id -u)"
 `)
-	os.Chmod(filepath.Join(f.external, "ipa-oci-fetch.sh"), 0o755)
 	f.ipaRepo, f.ipaHead, f.ipaTime = makeRepo(t, filepath.Join(dir, "git", "ipa"), "1700000000")
 	f.reqRepo, _, _ = makeRepo(t, filepath.Join(dir, "git", "requirements"), "1700000100")
 	f.log = logrus.New()
@@ -265,6 +271,29 @@ func makeRepo(t testing.TB, dir, date string) (url, head string, commitTime int6
 	return "file://" + dir, head, ts
 }
 
+// reportScript prints "MOUNT phase path ro|rw", "WRITE phase path ok|denied", "CAPS phase
+// bounding effective", "NNP phase 0|1" and "PIDS phase max" lines.
+const reportScript = `#!/bin/bash
+phase=${IPA_OCI_PHASE:-unknown}
+for m in / /ipa/buildroot /ipa/external /ipa/kernel-config /ipa/output /ipa/dl /ipa/dl/ipa-oci-git /ipa/dl/.ipa-oci-fetch /ipa/ccache; do
+  awk -v m="$m" -v p="$phase" '$5 == m { split($6, o, ","); print "MOUNT " p " " m " " o[1] }' /proc/self/mountinfo
+done
+for d in /ipa/external /ipa/dl /ipa/dl/ipa-oci-git /ipa/dl/.ipa-oci-fetch /ipa/output /ipa/ccache /tmp; do
+  if [ -d "$d" ] && (: > "$d/.probe-$$") 2>/dev/null; then rm -f "$d/.probe-$$"; echo "WRITE $phase $d ok"; else echo "WRITE $phase $d denied"; fi
+done
+echo "CAPS $phase $(awk '/^CapBnd/ {print $2}' /proc/self/status) $(awk '/^CapEff/ {print $2}' /proc/self/status)"
+echo "NNP $phase $(awk '/^NoNewPrivs/ {print $2}' /proc/self/status)"
+echo "PIDS $phase $(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max 2>/dev/null)"
+`
+
+func mustWriteExec(t testing.TB, p, content string) {
+	t.Helper()
+	mustWrite(t, p, content)
+	if err := os.Chmod(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func mustWrite(t testing.TB, p, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -291,7 +320,10 @@ func (f *fixture) options(out string) Options {
 		BuilderImage: tenv.imageID,
 		BuilderPin:   tenv.imageID,
 		HostEnv:      []string{"IPA_OCI_TEST_SECRET=hunter2", "http_proxy=http://proxy.invalid:3128", "no_proxy=127.0.0.1,localhost", "PATH=/usr/bin"},
-		Log:          f.log,
-		Docker:       tenv.cli,
+		// The shared test engine runs with --bridge=none and the test server listens on the
+		// host's loopback: the fetch phase shares the host's network (bridge: fetchnet_test.go).
+		HostNetwork: true,
+		Log:         f.log,
+		Docker:      tenv.cli,
 	}
 }

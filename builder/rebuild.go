@@ -39,11 +39,14 @@ func RebuildOptions(bi *BuildInfo, local Options) (Options, error) {
 		o.KernelConfig = ""
 	}
 	o.IPA, o.Requirements = GitSource{}, GitSource{}
+	// Ref and commit travel separately: the commit is what gets fetched and built, the ref is
+	// what the build sees (a branch name stays a branch name, so the external tree's check of
+	// the requirements ref against its wheel list passes as it did in the original build).
 	if in.IPA != nil {
-		o.IPA = GitSource{Repo: in.IPA.Repo, Ref: in.IPA.Commit}
+		o.IPA = GitSource{Repo: in.IPA.Repo, Ref: in.IPA.Ref, Commit: in.IPA.Commit}
 	}
 	if in.Requirements != nil {
-		o.Requirements = GitSource{Repo: in.Requirements.Repo, Ref: in.Requirements.Commit}
+		o.Requirements = GitSource{Repo: in.Requirements.Repo, Ref: in.Requirements.Ref, Commit: in.Requirements.Commit}
 	}
 	if !local.AllowUnpinned {
 		o.BuilderImage, o.BuilderPin = in.BuilderImage.ID, in.BuilderImage.ID

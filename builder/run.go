@@ -20,6 +20,24 @@ import (
 // lastLinesKept is how many log lines a failure message quotes.
 const lastLinesKept = 25
 
+// apiTimeout bounds each short Docker Engine API call (inspect, create, start, list). The
+// calls that last as long as a container (attach, wait) are bounded by the container instead,
+// and by ctx: cancelling it kills the container.
+const apiTimeout = 2 * time.Minute
+
+// pidsLimit caps the processes of a phase container: far above what Buildroot needs with
+// many parallel jobs, low enough that a fork bomb cannot starve the host.
+const pidsLimit int64 = 4096
+
+// containerTmpfs are the writable scratch directories of the otherwise read-only root
+// filesystem (HOME=/tmp). exec: configure scripts and pip run what they build there.
+func containerTmpfs() map[string]string {
+	return map[string]string{
+		"/tmp":     "rw,exec,nosuid,nodev,mode=1777",
+		"/var/tmp": "rw,exec,nosuid,nodev,mode=1777",
+	}
+}
+
 // ContainerExitError is returned when a phase's container exits non-zero.
 type ContainerExitError struct {
 	Phase     string
@@ -40,7 +58,7 @@ type runSpec struct {
 	env     []string
 	user    string
 	mounts  []mount.Mount
-	network string // "host" or "none"
+	network string // "none", "default" or "host"
 	labels  map[string]string
 }
 
@@ -73,7 +91,9 @@ func (s *logSink) line(phase, l string) {
 // line by line to sink. The container is always removed; when ctx is cancelled it is killed
 // first (with a fresh context, so cleanup works after Ctrl-C).
 func runContainer(ctx context.Context, cli client.APIClient, spec runSpec, sink *logSink) (st runStats, err error) {
-	cr, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+	cctx, cancelCreate := context.WithTimeout(ctx, apiTimeout)
+	defer cancelCreate()
+	cr, err := cli.ContainerCreate(cctx, client.ContainerCreateOptions{
 		Config: &container.Config{
 			Image:        spec.image,
 			Cmd:          spec.cmd,
@@ -84,11 +104,7 @@ func runContainer(ctx context.Context, cli client.APIClient, spec runSpec, sink 
 			AttachStdout: true,
 			AttachStderr: true,
 		},
-		HostConfig: &container.HostConfig{
-			NetworkMode: container.NetworkMode(spec.network),
-			Mounts:      spec.mounts,
-			Init:        boolPtr(true),
-		},
+		HostConfig: hardenedHostConfig(spec),
 	})
 	if err != nil {
 		return st, fmt.Errorf("%s phase: create builder container from %s: %w", spec.phase, spec.image, err)
@@ -144,7 +160,9 @@ func runContainer(ctx context.Context, cli client.APIClient, spec runSpec, sink 
 		}
 	}()
 
-	if _, err := cli.ContainerStart(ctx, cr.ID, client.ContainerStartOptions{}); err != nil {
+	sctx, cancelStart := context.WithTimeout(ctx, apiTimeout)
+	defer cancelStart()
+	if _, err := cli.ContainerStart(sctx, cr.ID, client.ContainerStartOptions{}); err != nil {
 		return st, fmt.Errorf("%s phase: start builder container: %w", spec.phase, err)
 	}
 	st.started = time.Now()
@@ -177,6 +195,24 @@ func runContainer(ctx context.Context, cli client.APIClient, spec runSpec, sink 
 		return st, &ContainerExitError{Phase: spec.phase, Code: code, LastLines: ring.lines()}
 	}
 	return st, nil
+}
+
+// hardenedHostConfig is every phase container's host configuration: no capabilities at all
+// (not even in the bounding set), no-new-privileges (setuid binaries gain nothing), a pids
+// limit, a read-only root filesystem with tmpfs scratch directories, and spec's mounts, which
+// are read-only except the phase's outputs. The engine's --init reaps zombies.
+func hardenedHostConfig(spec runSpec) *container.HostConfig {
+	pids := pidsLimit
+	return &container.HostConfig{
+		NetworkMode:    container.NetworkMode(spec.network),
+		Mounts:         spec.mounts,
+		Init:           boolPtr(true),
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		ReadonlyRootfs: true,
+		Tmpfs:          containerTmpfs(),
+		Resources:      container.Resources{PidsLimit: &pids},
+	}
 }
 
 // killOnCancel kills the container with a fresh context (the deferred remove then deletes it)

@@ -9,15 +9,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -49,7 +46,7 @@ func fetchBuildroot(ctx context.Context, cacheDir, rawURL, sum string, offline b
 			return "", fmt.Errorf("offline: Buildroot tarball %s (sha256 %s) is not in the cache %s; run once without --offline", rawURL, sum, dir)
 		}
 		log.WithField("url", rawURL).Info("downloading Buildroot release")
-		if err := download(ctx, rawURL, tarball, sum); err != nil {
+		if err := download(ctx, newHTTPDownloader(defaultHTTPTimeouts()), rawURL, tarball, sum); err != nil {
 			return "", err
 		}
 	}
@@ -73,58 +70,6 @@ func fetchBuildroot(ctx context.Context, cacheDir, rawURL, sum string, offline b
 		return "", fmt.Errorf("buildroot cache: %w", err)
 	}
 	return tree, nil
-}
-
-// download fetches rawURL (http, https or file) to dst, verifying size-independent sha256
-// before renaming the temporary file into place.
-func download(ctx context.Context, rawURL, dst, sum string) error {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return err
-	}
-	var body io.ReadCloser
-	switch u.Scheme {
-	case "file":
-		f, err := os.Open(u.Path)
-		if err != nil {
-			return fmt.Errorf("download %s: %w", rawURL, err)
-		}
-		body = f
-	case "http", "https":
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return fmt.Errorf("download %s: %w", rawURL, err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			resp.Body.Close()
-			return fmt.Errorf("download %s: HTTP %s", rawURL, resp.Status)
-		}
-		body = resp.Body
-	default:
-		return fmt.Errorf("download %s: unsupported scheme %q (use https, http or file)", rawURL, u.Scheme)
-	}
-	defer body.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".download-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), body); err != nil {
-		tmp.Close()
-		return fmt.Errorf("download %s: %w", rawURL, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
-		return fmt.Errorf("download %s: sha256 is %s, want %s; check the url and sha256 in %s", rawURL, got, sum, ConfigFileName)
-	}
-	return os.Rename(tmp.Name(), dst)
 }
 
 func fileSHA256(p string) (string, error) {
@@ -190,116 +135,4 @@ func TreeHash(root string) (string, error) {
 		fmt.Fprintf(h, "%s\x00%s\n", e.rel, e.kind)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-var commitRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
-
-// ResolvedGit is a git source with its ref resolved to a commit.
-type ResolvedGit struct {
-	Repo       string `json:"repo"`
-	Ref        string `json:"ref"`
-	Commit     string `json:"commit"`
-	CommitTime int64  `json:"commitTime"`
-}
-
-// git runs git with prompts off and returns its trimmed stdout.
-func git(ctx context.Context, dir string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
-	// The mirrors may belong to the container user (when root runs ipa-oci): trust them.
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=/bin/true", "LC_ALL=C",
-		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
-// lsRemote resolves ref in repo to a commit with `git ls-remote` (tags are peeled). A 40-hex
-// ref is taken as a commit ID as it is.
-func lsRemote(ctx context.Context, repo, ref string) (string, error) {
-	if commitRE.MatchString(ref) {
-		return ref, nil
-	}
-	out, err := git(ctx, "", "ls-remote", repo, ref, ref+"^{}")
-	if err != nil {
-		return "", fmt.Errorf("resolve %s %s: %w", repo, ref, err)
-	}
-	found := map[string]string{}
-	for _, l := range strings.Split(out, "\n") {
-		sha, name, ok := strings.Cut(l, "\t")
-		if ok {
-			found[name] = sha
-		}
-	}
-	for _, name := range []string{
-		"refs/tags/" + ref + "^{}", "refs/tags/" + ref, "refs/heads/" + ref, ref + "^{}", ref,
-	} {
-		if sha, ok := found[name]; ok && commitRE.MatchString(sha) {
-			return sha, nil
-		}
-	}
-	return "", fmt.Errorf("resolve %s %s: no such branch or tag (git ls-remote found none)", repo, ref)
-}
-
-// mirrorName is the bare repository name under DL_DIR/ipa-oci-git/ for a repository URL.
-func mirrorName(repo string) string {
-	base := strings.TrimSuffix(path.Base(strings.TrimRight(repo, "/")), ".git")
-	h := sha256.Sum256([]byte(repo))
-	return base + "-" + hex.EncodeToString(h[:4]) + ".git"
-}
-
-// ensureCommit makes sure commit is in the bare mirror at dir, fetching ref from repo if not
-// (offline: fail clearly instead), and returns the commit's committer time.
-func ensureCommit(ctx context.Context, dir, repo, ref, commit string, offline bool) (int64, error) {
-	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err != nil {
-		if offline {
-			return 0, fmt.Errorf("offline: no local mirror of %s in %s; run once without --offline", repo, dir)
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return 0, err
-		}
-		if _, err := git(ctx, dir, "init", "--bare", "-q"); err != nil {
-			return 0, err
-		}
-	}
-	if _, err := git(ctx, dir, "cat-file", "-e", commit+"^{commit}"); err != nil {
-		if offline {
-			return 0, fmt.Errorf("offline: commit %s of %s is not in %s; run once without --offline", commit, repo, dir)
-		}
-		src := ref
-		if !commitRE.MatchString(ref) {
-			src = "+" + ref + ":refs/ipa-oci/" + strings.TrimPrefix(ref, "refs/")
-		}
-		if _, err := git(ctx, dir, "fetch", "-q", "--no-tags", repo, src); err != nil {
-			return 0, fmt.Errorf("fetch %s %s: %w", repo, ref, err)
-		}
-		if _, err := git(ctx, dir, "cat-file", "-e", commit+"^{commit}"); err != nil {
-			return 0, fmt.Errorf("%s %s: commit %s not found after fetching (did the branch move? retry)", repo, ref, commit)
-		}
-		// Keep the commit reachable under a stable name, whatever ref it came from.
-		if _, err := git(ctx, dir, "update-ref", "refs/ipa-oci/commits/"+commit, commit); err != nil {
-			return 0, err
-		}
-	}
-	t, err := git(ctx, dir, "log", "-1", "--format=%ct", commit)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(t, 10, 64)
-}
-
-// resolveOffline resolves ref without the network, from the refs a previous fetch stored.
-func resolveOffline(ctx context.Context, dir, repo, ref string) (string, error) {
-	if commitRE.MatchString(ref) {
-		return ref, nil
-	}
-	sha, err := git(ctx, dir, "rev-parse", "-q", "--verify", "refs/ipa-oci/"+strings.TrimPrefix(ref, "refs/")+"^{commit}")
-	if err != nil {
-		return "", fmt.Errorf("offline: %s %s was never fetched into %s; run once without --offline or pass a commit ID", repo, ref, dir)
-	}
-	return sha, nil
 }

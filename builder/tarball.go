@@ -7,26 +7,30 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"sort"
 	"time"
 )
 
-// tarDir writes dir as a deterministic tar.gz: sorted names, mtimes = epoch, owner 0:0,
-// modes 0644/0755, no gzip name or time.
-func tarDir(dir, dst string, epoch int64) error {
-	var names []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+// tarDir writes dir of fsys as a deterministic tar.gz: sorted names, mtimes = epoch, owner
+// 0:0, modes 0644/0755, no gzip name or time. Symlinks are stored as symlinks, never followed.
+func tarDir(fsys fs.FS, dir, dst string, epoch int64) error {
+	type entry struct {
+		name string
+		d    fs.DirEntry
+	}
+	var entries []entry
+	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		names = append(names, p)
+		entries = append(entries, entry{p, d})
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("legal-info: %w", err)
 	}
-	sort.Strings(names)
+	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
 	f, err := os.Create(dst)
 	if err != nil {
 		return err
@@ -35,18 +39,22 @@ func tarDir(dir, dst string, epoch int64) error {
 	zw, _ := gzip.NewWriterLevel(f, gzip.BestCompression)
 	tw := tar.NewWriter(zw)
 	mtime := time.Unix(epoch, 0)
-	for _, p := range names {
-		fi, err := os.Lstat(p)
+	base := path.Dir(dir)
+	for _, e := range entries {
+		fi, err := e.d.Info()
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(filepath.Dir(dir), p)
-		hdr := &tar.Header{Name: filepath.ToSlash(rel), ModTime: mtime, Format: tar.FormatPAX, Mode: 0o644}
+		rel := e.name
+		if base != "." {
+			rel = e.name[len(base)+1:]
+		}
+		hdr := &tar.Header{Name: rel, ModTime: mtime, Format: tar.FormatPAX, Mode: 0o644}
 		switch {
 		case fi.IsDir():
 			hdr.Typeflag, hdr.Mode, hdr.Name = tar.TypeDir, 0o755, hdr.Name+"/"
 		case fi.Mode()&fs.ModeSymlink != 0:
-			t, err := os.Readlink(p)
+			t, err := fs.ReadLink(fsys, e.name)
 			if err != nil {
 				return err
 			}
@@ -63,14 +71,14 @@ func tarDir(dir, dst string, epoch int64) error {
 			return err
 		}
 		if hdr.Typeflag == tar.TypeReg {
-			in, err := os.Open(p)
+			in, err := fsys.Open(e.name)
 			if err != nil {
 				return err
 			}
-			_, err = io.Copy(tw, in)
+			_, err = io.CopyN(tw, in, hdr.Size)
 			in.Close()
 			if err != nil {
-				return err
+				return fmt.Errorf("legal-info %s: %w", e.name, err)
 			}
 		}
 	}

@@ -54,6 +54,7 @@ func (f *buildFlags) add(fs *pflag.FlagSet, withPush bool) {
 	fs.BoolVar(&f.offline, "offline", false, "skip the fetch phase; fail if a source is not in the download cache")
 	fs.BoolVar(&f.legalInfo, "legal-info", false, "also run make legal-info and write OUTPUT/"+builder.LegalInfoName)
 	fs.BoolVar(&f.forceFetch, "force-fetch", false, "run the fetch phase even if these inputs were fetched before")
+	fs.BoolVar(&c.HostNetwork, "host-network", false, "run the fetch phase in the host's network namespace (for engines without a bridge network, e.g. dockerd --bridge=none)")
 	if !withPush {
 		return
 	}
@@ -105,6 +106,16 @@ func (f *buildFlags) options(cmd *cobra.Command, g *globalOptions) (builder.Opti
 	if fl.Changed("source-date-epoch") {
 		c.SourceDateEpoch = in.SourceDateEpoch
 	}
+	// A commit pinned in the config belongs to the repository and ref written there.
+	if fl.Changed("ipa-repo") || fl.Changed("ipa-ref") {
+		c.IPA.Commit = ""
+	}
+	if fl.Changed("requirements-repo") || fl.Changed("requirements-ref") {
+		c.Requirements.Commit = ""
+	}
+	if fl.Changed("host-network") {
+		c.HostNetwork = in.HostNetwork
+	}
 	if fl.Changed("buildroot-src") {
 		c.Buildroot.URL, c.Buildroot.SHA256 = "", ""
 	} else if fl.Changed("buildroot-url") {
@@ -117,8 +128,8 @@ func (f *buildFlags) options(cmd *cobra.Command, g *globalOptions) (builder.Opti
 		Buildroot: c.Buildroot, External: c.External, KernelConfig: c.KernelConfig,
 		Defconfig: c.Defconfig, Arch: c.Arch, IPA: c.IPA, Requirements: c.Requirements,
 		Jobs: c.Jobs, Output: c.Output, DLDir: c.DLDir, CcacheDir: c.CcacheDir,
-		SourceDateEpoch: c.SourceDateEpoch,
-		Offline:         f.offline, LegalInfo: f.legalInfo, ForceFetch: f.forceFetch,
+		SourceDateEpoch: c.SourceDateEpoch, HostNetwork: c.HostNetwork,
+		Offline: f.offline, LegalInfo: f.legalInfo, ForceFetch: f.forceFetch,
 		BuilderImage: c.Builder.Image, BuilderPin: c.Builder.ID,
 		User:     f.user,
 		Log:      g.log,
@@ -136,8 +147,8 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 		Use:   "build",
 		Short: "Build the IPA kernel and initramfs with Buildroot in the pinned builder container",
 		Long: `Build runs Buildroot inside the builder container pinned in ipa-oci.yaml, as your user, in two
-phases: fetch (network on: make source, the external tree's ipa-oci-fetch.sh) and build (network
-off). It writes OUTPUT/ironic-python-agent.kernel, OUTPUT/ironic-python-agent.initramfs,
+phases: fetch (the engine's default network, or the host's with --host-network: make source, the
+external tree's ipa-oci-fetch.sh) and build (no network, download cache read-only). It writes OUTPUT/ironic-python-agent.kernel, OUTPUT/ironic-python-agent.initramfs,
 OUTPUT/build-info.json (every input and output digest, plus make show-info) and OUTPUT/build.log.
 Inputs come from ipa-oci.yaml next to the tree; flags override it. See docs/build.md.`,
 		Args: cobra.NoArgs,

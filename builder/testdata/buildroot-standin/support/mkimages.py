@@ -1,16 +1,40 @@
 #!/usr/bin/env python3
-"""Stand-in "build": deterministic bzImage-shaped kernel and cpio.xz initramfs (NOT Buildroot)."""
+"""Stand-in "build" (NOT Buildroot), in two steps like Buildroot's target-finalize:
+  mkimages.py target OUT SRC CONFIG [EXTERNAL]  fill OUT/target (source, config, rootfs overlay)
+  mkimages.py images OUT SRC CONFIG             write the bzImage-shaped kernel and pack
+                                                OUT/target into a reproducible cpio.xz
+Between the two the Makefile runs BR2_ROOTFS_POST_BUILD_SCRIPT, as Buildroot does."""
 import hashlib, os, subprocess, sys, time
 
-out, src, config, external = sys.argv[1], sys.argv[2], sys.argv[3], (sys.argv[4] if len(sys.argv) > 4 else "")
+step, out, src, config = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+external = sys.argv[5] if len(sys.argv) > 5 else ""
 epoch = int(os.environ["SOURCE_DATE_EPOCH"])
 images = os.path.join(out, "images")
-os.makedirs(images, exist_ok=True)
+root = os.path.join(out, "target")
 
 def sha(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).digest()
 
+if step == "target":
+    # Root filesystem: source + config + external overlay.
+    subprocess.run(["rm", "-rf", root], check=True)
+    os.makedirs(os.path.join(root, "etc"))
+    with open(os.path.join(root, "etc", "standin-release"), "w") as f:
+        f.write("standin 1.0 epoch=%d\n" % epoch)
+    subprocess.run(["cp", src, os.path.join(root, "etc", "standin-source")], check=True)
+    subprocess.run(["cp", config, os.path.join(root, "etc", "standin-config")], check=True)
+    # STANDIN_NONDETERMINISTIC=y in .config: a deliberately irreproducible build (tests of rebuild).
+    with open(config) as f:
+        if "STANDIN_NONDETERMINISTIC=y" in f.read():
+            with open(os.path.join(root, "etc", "build-time"), "w") as g:
+                g.write("%d\n" % time.time_ns())
+    overlay = os.path.join(external, "rootfs-overlay") if external else ""
+    if overlay and os.path.isdir(overlay):
+        subprocess.run(["cp", "-r", overlay + "/.", root], check=True)
+    sys.exit(0)
+
+os.makedirs(images, exist_ok=True)
 seed = sha(src) + sha(config) + str(epoch).encode()
 # Kernel: "MZ" at 0 and the x86 boot protocol magic "HdrS" at 0x202, then a payload.
 kernel = bytearray(0x400)
@@ -21,22 +45,7 @@ with open(os.path.join(images, "bzImage.tmp"), "wb") as f:
     f.write(bytes(kernel) + payload)
 os.replace(os.path.join(images, "bzImage.tmp"), os.path.join(images, "bzImage"))
 
-# Root filesystem: source + config + external overlay, mtimes clamped, sorted, newc cpio, xz.
-root = os.path.join(out, "target")
-subprocess.run(["rm", "-rf", root], check=True)
-os.makedirs(os.path.join(root, "etc"))
-with open(os.path.join(root, "etc", "standin-release"), "w") as f:
-    f.write("standin 1.0 epoch=%d\n" % epoch)
-subprocess.run(["cp", src, os.path.join(root, "etc", "standin-source")], check=True)
-subprocess.run(["cp", config, os.path.join(root, "etc", "standin-config")], check=True)
-# STANDIN_NONDETERMINISTIC=y in .config: a deliberately irreproducible build (tests of rebuild).
-with open(config) as f:
-    if "STANDIN_NONDETERMINISTIC=y" in f.read():
-        with open(os.path.join(root, "etc", "build-time"), "w") as g:
-            g.write("%d\n" % time.time_ns())
-overlay = os.path.join(external, "rootfs-overlay") if external else ""
-if overlay and os.path.isdir(overlay):
-    subprocess.run(["cp", "-r", overlay + "/.", root], check=True)
+# Mtimes clamped, modes normalised, sorted, newc cpio, xz.
 for dirpath, dirnames, filenames in os.walk(root):
     for n in dirnames + filenames:
         p = os.path.join(dirpath, n)

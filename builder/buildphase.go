@@ -1,0 +1,54 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// exitMissingSource is the build-phase script's exit code when `make source` fails with the
+// network off: a source is missing from the download cache.
+const exitMissingSource = 97
+
+// buildPhase runs Buildroot with no network. It may write only O= and the ccache directory;
+// the download cache (with Buildroot's own git caches and the host's mirrors) is read-only, so
+// nothing it runs can change what a later fetch phase or the host's git reads.
+func (b *build) buildPhase(ctx context.Context) error {
+	o := b.o
+	mounts := append(b.inputMounts(),
+		bind(b.brOut(), ContainerOutput, false),
+		bind(o.DLDir, ContainerDL, true),
+		bind(o.CcacheDir, ContainerCcache, false),
+	)
+	err := b.phase(ctx, "build", networkNone, mounts, b.buildScript())
+	var ce *ContainerExitError
+	if errors.As(err, &ce) && ce.Code == exitMissingSource {
+		hint := "run without --offline so the fetch phase downloads it"
+		if !o.Offline {
+			hint = "run again with --force-fetch (the fetch stamp under " + b.stampsDir() + " is stale)"
+		}
+		return fmt.Errorf("a source is missing from the download cache %s and the build phase has no network (and may not write there): %s\n%w", o.DLDir, hint, err)
+	}
+	return err
+}
+
+func (b *build) buildScript() string {
+	m := b.makeCmd()
+	jobs := ""
+	if b.o.Jobs > 0 {
+		jobs = fmt.Sprintf(" BR2_JLEVEL=%d", b.o.Jobs)
+	}
+	lines := []string{
+		"set -euo pipefail",
+		m + " " + shellQuote(b.o.Defconfig),
+		"if ! " + m + " source; then echo 'ipa-oci: a source is missing from " + ContainerDL + " and the network is off' >&2; exit " + strconv.Itoa(exitMissingSource) + "; fi",
+		m + jobs + " all",
+		m + " -s show-info > " + ContainerOutput + "/" + ShowInfoName,
+	}
+	if b.o.LegalInfo {
+		lines = append(lines, "rm -rf "+ContainerOutput+"/legal-info", m+" legal-info")
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,97 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/moby/moby/client"
+)
+
+// Network modes of the phase containers.
+const (
+	networkNone    = "none"    // build phase: no network at all
+	networkDefault = "default" // fetch phase: the engine's default (bridge) network
+	networkHost    = "host"    // fetch phase with --host-network: the host's network namespace
+)
+
+// errNoDefaultNetwork explains why a fetch phase cannot run on an engine without a bridge.
+var errNoDefaultNetwork = errors.New("the Docker engine has no default bridge network (dockerd --bridge=none?), so the fetch phase would have no network: pass --host-network (or set hostNetwork: true in " + ConfigFileName + ") to run it in the host's network namespace, give the engine a bridge, or build --offline from a filled download cache")
+
+// fetch runs the fetch phase unless --offline or a stamp for these inputs says it is done.
+// It sees the download cache read-write, except the host-owned git mirrors and stamps, and a
+// fresh scratch O= rather than the build phase's, so nothing a build phase wrote reaches it.
+func (b *build) fetch(ctx context.Context) error {
+	o := b.o
+	stamp := filepath.Join(b.stampsDir(), b.fetchKey())
+	_, stampErr := os.Lstat(stamp)
+	switch {
+	case o.Offline:
+		b.log.Info("offline: fetch phase skipped; every source must already be in the download cache")
+		b.res.FetchSkipped = true
+		return nil
+	case stampErr == nil && !o.ForceFetch:
+		b.log.WithField("stamp", stamp).Info("fetch phase skipped: these inputs were fetched before")
+		b.res.FetchSkipped = true
+		return nil
+	}
+	network, err := fetchNetwork(ctx, b.cli, o.HostNetwork)
+	if err != nil {
+		return err
+	}
+	scratch := filepath.Join(o.Output, ".fetch-output")
+	if err := os.RemoveAll(scratch); err != nil {
+		return fmt.Errorf("remove %s: %w", scratch, err)
+	}
+	if err := os.Mkdir(scratch, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", scratch, err)
+	}
+	defer os.RemoveAll(scratch)
+	b.ownForContainer(scratch)
+	mounts := append(b.inputMounts(),
+		bind(scratch, ContainerOutput, false),
+		bind(o.DLDir, ContainerDL, false),
+		bind(b.mirrorsDir(), ContainerDL+"/ipa-oci-git", true),
+		bind(b.stampsDir(), ContainerDL+"/.ipa-oci-fetch", true),
+	)
+	if err := b.phase(ctx, "fetch", network, mounts, b.fetchScript()); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(stamp, []byte(b.fetchKeyText())); err != nil {
+		b.log.WithError(err).Warn("could not write the fetch stamp; the next build fetches again")
+	}
+	return nil
+}
+
+// fetchNetwork picks the fetch phase's network: host networking when asked for, else the
+// engine's default network if it has one (Docker's "bridge", Podman's "podman").
+func fetchNetwork(ctx context.Context, cli client.APIClient, hostNetwork bool) (string, error) {
+	if hostNetwork {
+		return networkHost, nil
+	}
+	actx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	res, err := cli.NetworkList(actx, client.NetworkListOptions{})
+	if err != nil {
+		return "", fmt.Errorf("list the Docker engine's networks: %w", err)
+	}
+	for _, n := range res.Items {
+		if n.Name == "bridge" || n.Name == "podman" || n.Options["com.docker.network.bridge.default_bridge"] == "true" {
+			return networkDefault, nil
+		}
+	}
+	return "", errNoDefaultNetwork
+}
+
+func (b *build) fetchScript() string {
+	m := b.makeCmd()
+	return strings.Join([]string{
+		"set -euo pipefail",
+		m + " " + shellQuote(b.o.Defconfig),
+		m + " source",
+		"if [ -x " + ContainerExternal + "/ipa-oci-fetch.sh ]; then " + ContainerExternal + "/ipa-oci-fetch.sh; fi",
+	}, "\n")
+}

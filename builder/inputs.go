@@ -1,0 +1,175 @@
+package builder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+)
+
+// checkBuilderImage resolves the builder image and enforces the pin.
+func (b *build) checkBuilderImage(ctx context.Context) error {
+	o := b.o
+	ref := o.BuilderImage
+	if ref == "" {
+		ref = o.BuilderPin
+	}
+	if ref == "" {
+		return errors.New("no builder image: run `ipa-oci builder build` and pin the printed ID as builder.id in " + ConfigFileName + ", or pass --builder-image")
+	}
+	actx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	ii, err := b.cli.ImageInspect(actx, ref)
+	if err != nil {
+		return fmt.Errorf("builder image %s: %w; build it with `ipa-oci builder build`", ref, err)
+	}
+	id := ii.ID
+	if !o.AllowUnpinned {
+		if o.BuilderPin == "" {
+			return fmt.Errorf("builder image %s (%s) is not pinned: set builder.id: %s in %s, or pass --builder-image to use it unpinned", ref, id, id, ConfigFileName)
+		}
+		if !matchesPin(id, ii.RepoDigests, o.BuilderPin) {
+			return fmt.Errorf("builder image %s is %s but %s pins %s: rebuild the pinned image, update builder.id, or pass --builder-image %s to override", ref, id, ConfigFileName, o.BuilderPin, ref)
+		}
+	} else if o.BuilderPin != "" && !matchesPin(id, ii.RepoDigests, o.BuilderPin) {
+		b.log.WithFields(logrus.Fields{"image": ref, "id": id, "pin": o.BuilderPin}).Warn("--builder-image overrides the pinned builder image")
+	}
+	b.info.Inputs.BuilderImage = ImageInput{Ref: ref, ID: id}
+	b.log.WithFields(logrus.Fields{"image": ref, "id": id}).Info("builder image")
+	return nil
+}
+
+func matchesPin(id string, repoDigests []string, pin string) bool {
+	if pin == id || "sha256:"+pin == id {
+		return true
+	}
+	for _, rd := range repoDigests {
+		if _, d, ok := strings.Cut(rd, "@"); ok && (d == pin || strings.HasSuffix(pin, "@"+d)) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveInputs hashes the trees, fetches/caches Buildroot and resolves the git refs.
+func (b *build) resolveInputs(ctx context.Context) error {
+	o := b.o
+	in := &b.info.Inputs
+	in.Defconfig, in.Arch, in.LegalInfo = o.Defconfig, o.Arch, o.LegalInfo
+	if o.Buildroot.Src != "" {
+		b.brTree = o.Buildroot.Src
+		in.Buildroot = BuildrootInput{Version: o.Buildroot.Version, Local: true}
+	} else {
+		if o.Buildroot.URL == "" || o.Buildroot.SHA256 == "" {
+			return errors.New("no Buildroot: set buildroot.url and buildroot.sha256 in " + ConfigFileName + " or pass --buildroot-src DIR")
+		}
+		tree, err := fetchBuildroot(ctx, o.CacheDir, o.Buildroot.URL, o.Buildroot.SHA256, o.Offline, b.log)
+		if err != nil {
+			return err
+		}
+		b.brTree = tree
+		in.Buildroot = BuildrootInput{Version: o.Buildroot.Version, URL: o.Buildroot.URL,
+			SHA256: strings.ToLower(strings.TrimPrefix(o.Buildroot.SHA256, "sha256:"))}
+	}
+	var err error
+	if in.Buildroot.TreeSHA256, err = TreeHash(b.brTree); err != nil {
+		return err
+	}
+	h, err := TreeHash(o.External)
+	if err != nil {
+		return err
+	}
+	in.External = TreeInput{SHA256: h}
+	if o.KernelConfig != "" {
+		h, err := TreeHash(o.KernelConfig)
+		if err != nil {
+			return err
+		}
+		in.KernelConfig = &TreeInput{SHA256: h}
+	}
+	if in.IPA, err = b.resolveGit(ctx, o.IPA); err != nil {
+		return err
+	}
+	if in.Requirements, err = b.resolveGit(ctx, o.Requirements); err != nil {
+		return err
+	}
+	in.SourceDateEpoch = o.SourceDateEpoch
+	if in.SourceDateEpoch == 0 {
+		if in.IPA == nil {
+			return errors.New("no SOURCE_DATE_EPOCH: set ipa.repo (its commit time is the default) or sourceDateEpoch / --source-date-epoch")
+		}
+		in.SourceDateEpoch = in.IPA.CommitTime
+	}
+	return nil
+}
+
+// resolveGit resolves src's ref to a commit (unless src pins one), makes sure the commit is
+// in the host-owned mirror, and returns what build-info records: the ref as given and the
+// commit. nil when src names no repository.
+func (b *build) resolveGit(ctx context.Context, src GitSource) (*ResolvedGit, error) {
+	if src.Repo == "" {
+		return nil, nil
+	}
+	ref := src.Ref
+	if ref == "" {
+		ref = "HEAD"
+	}
+	dir := filepath.Join(b.mirrorsDir(), mirrorName(src.Repo))
+	commit := src.Commit
+	var err error
+	switch {
+	case commit != "":
+		if !commitRE.MatchString(commit) {
+			return nil, fmt.Errorf("%s: commit %q is not a 40-hex commit ID", src.Repo, commit)
+		}
+		if commitRE.MatchString(ref) && ref != commit {
+			return nil, fmt.Errorf("%s: ref %s and commit %s disagree", src.Repo, ref, commit)
+		}
+	case b.o.Offline:
+		commit, err = b.git.resolveOffline(ctx, dir, src.Repo, ref)
+	default:
+		commit, err = b.git.lsRemote(ctx, src.Repo, ref)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t, err := b.git.ensureCommit(ctx, dir, src.Repo, ref, commit, b.o.Offline)
+	if err != nil {
+		return nil, err
+	}
+	b.log.WithFields(logrus.Fields{"repo": src.Repo, "ref": ref, "commit": commit}).Info("resolved git ref")
+	return &ResolvedGit{Repo: src.Repo, Ref: ref, Commit: commit, CommitTime: t}, nil
+}
+
+// mirrorsDir holds the bare git mirrors the host fetches into: DL_DIR/ipa-oci-git.
+func (b *build) mirrorsDir() string { return filepath.Join(b.o.DLDir, "ipa-oci-git") }
+
+// stampsDir holds the fetch stamps: DL_DIR/.ipa-oci-fetch.
+func (b *build) stampsDir() string { return filepath.Join(b.o.DLDir, ".ipa-oci-fetch") }
+
+// fetchKeyText lists the inputs that decide which sources the fetch phase downloads.
+func (b *build) fetchKeyText() string {
+	in := b.info.Inputs
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "buildroot %s\nexternal %s\ndefconfig %s\narch %s\nbuilder %s\n",
+		in.Buildroot.TreeSHA256, in.External.SHA256, in.Defconfig, in.Arch, in.BuilderImage.ID)
+	if in.KernelConfig != nil {
+		fmt.Fprintf(&sb, "kernel-config %s\n", in.KernelConfig.SHA256)
+	}
+	for _, g := range []*ResolvedGit{in.IPA, in.Requirements} {
+		if g != nil {
+			fmt.Fprintf(&sb, "git %s %s %s\n", g.Repo, g.Ref, g.Commit)
+		}
+	}
+	return sb.String()
+}
+
+func (b *build) fetchKey() string {
+	h := sha256.Sum256([]byte(b.fetchKeyText()))
+	return hex.EncodeToString(h[:])
+}
