@@ -274,14 +274,19 @@ func TestConfigInRefersToBuildrootSymbols(t *testing.T) {
 	}
 }
 
-// printvars runs `make printvars` for the given variable names and returns their values.
-func printvars(t *testing.T, b *buildroot, names ...string) map[string]string {
+// printvarsAndExternalDeps runs `make printvars VARS=<names> external-deps` (one make, one
+// parse of every package's .mk for both goals) and returns the variables' values and the
+// file names external-deps lists.
+func printvarsAndExternalDeps(t *testing.T, b *buildroot, names ...string) (map[string]string, []string) {
 	t.Helper()
-	out, _ := b.make(t, "printvars", "VARS="+strings.Join(names, " "))
+	out, _ := b.make(t, "printvars", "VARS="+strings.Join(names, " "), "external-deps")
 	vals := map[string]string{}
+	var files []string
 	for _, l := range strings.Split(out, "\n") {
 		if k, v, ok := strings.Cut(l, "="); ok && slices.Contains(names, k) {
 			vals[k] = strings.TrimSpace(v)
+		} else if l = strings.TrimSpace(l); l != "" {
+			files = append(files, l)
 		}
 	}
 	for _, n := range names {
@@ -289,7 +294,7 @@ func printvars(t *testing.T, b *buildroot, names ...string) map[string]string {
 			t.Fatalf("make printvars did not print %s:\n%s", n, out)
 		}
 	}
-	return vals
+	return vals, files
 }
 
 // makeName is a package's prefix in Buildroot's make variables: util-linux -> UTIL_LINUX.
@@ -297,7 +302,8 @@ func makeName(pkg string) string {
 	return strings.ToUpper(strings.ReplaceAll(pkg, "-", "_"))
 }
 
-// TestBuildrootImage evaluates each configured image with the real Buildroot make:
+// TestBuildrootImage evaluates each configured image with the real Buildroot make (one
+// `make printvars VARS=... external-deps`):
 //   - packages: every package the image needs is in PACKAGES (what Buildroot builds);
 //   - external-deps: `make external-deps` succeeds and lists each needed package's source
 //     (what `make source` fetches);
@@ -309,7 +315,7 @@ func makeName(pkg string) string {
 //     package, or an applet of the BusyBox configuration the image uses).
 func TestBuildrootImage(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: make printvars and make external-deps take about a minute per architecture")
+		t.Skip("-short: make printvars external-deps takes about 30 s of CPU per architecture")
 	}
 	tree := buildrootTree(t)
 	ext, err := filepath.Abs(".")
@@ -332,7 +338,7 @@ func TestBuildrootImage(t *testing.T) {
 			for _, p := range requiredPackages {
 				names = append(names, makeName(p)+"_SOURCE")
 			}
-			pv := printvars(t, b, names...)
+			pv, files := printvarsAndExternalDeps(t, b, names...)
 			def := readDefconfig(t, dc)
 
 			t.Run("packages", func(t *testing.T) {
@@ -345,15 +351,8 @@ func TestBuildrootImage(t *testing.T) {
 			})
 
 			t.Run("external-deps", func(t *testing.T) {
-				out, _ := b.make(t, "external-deps")
-				var files []string
-				for _, l := range strings.Split(out, "\n") {
-					if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "make") {
-						files = append(files, l)
-					}
-				}
 				if len(files) < len(requiredPackages) {
-					t.Fatalf("make external-deps listed only %d files:\n%s", len(files), out)
+					t.Fatalf("make external-deps listed only %d files: %q", len(files), files)
 				}
 				for _, p := range requiredPackages {
 					src := pv[makeName(p)+"_SOURCE"]
@@ -532,7 +531,7 @@ type showInfoPackage struct {
 // build dependency on every Python package its Config.in selects.
 func TestBuildrootShowInfo(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: make show-info takes about 20 s per architecture")
+		t.Skip("-short: make show-info takes about 15 s of CPU per architecture")
 	}
 	tree := buildrootTree(t)
 	ext := stubExternalTree(t)
