@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	kernelconfig "github.com/ipa-oci/ipa-oci/kernel-config"
 )
 
 const (
@@ -72,6 +74,9 @@ func buildrootTree(t *testing.T) string {
 	if tarball == "" {
 		msg := fmt.Sprintf("Buildroot %s tarball not found (looked at %s); set %s to its path",
 			buildrootVersion, strings.Join(cands, ", "), tarballEnv)
+		if p := os.Getenv(tarballEnv); p != "" {
+			msg = fmt.Sprintf("%s=%s: no such file; point it at buildroot-%s.tar.xz", tarballEnv, p, buildrootVersion)
+		}
 		if testing.Short() {
 			t.Skip(msg)
 		}
@@ -84,7 +89,7 @@ func buildrootTree(t *testing.T) string {
 	if _, ok := knownTarballs[sum]; !ok {
 		t.Fatalf("%s has sha256 %s, which is not a known Buildroot %s tarball: these tests are written against that release", tarball, sum, buildrootVersion)
 	}
-	cache, err := cacheDir()
+	cache, err := kernelconfig.CacheDir()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,17 +98,6 @@ func buildrootTree(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return tree
-}
-
-func cacheDir() (string, error) {
-	if d := os.Getenv("IPA_OCI_CACHE"); d != "" {
-		return d, nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("cache directory: set IPA_OCI_CACHE or HOME: %w", err)
-	}
-	return filepath.Join(home, ".cache", "ipa-oci"), nil
 }
 
 func fileSHA256(path string) (string, error) {
