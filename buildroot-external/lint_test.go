@@ -1,51 +1,20 @@
-// Package buildrootexternal lints the BR2_EXTERNAL tree offline: Buildroot itself is not run
-// in the test suite (it needs network and an hour), so these checks catch what can be
-// checked without it.
+// Package buildrootexternal tests the BR2_EXTERNAL tree: lint of its files (this file), and
+// the real Buildroot 2025.02.16 kconfig, make and utils/check-package run on it offline
+// (kconfig_test.go; a full Buildroot build needs network and an hour and does not run here).
 package buildrootexternal
 
 import (
-	"bufio"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
 
 var symbolLine = regexp.MustCompile(`^(?:# )?(BR2_[A-Za-z0-9_]+)(?:=(.*)| is not set)$`)
-
-// buildrootSymbols reads testdata/buildroot-2025.02-symbols.txt plus the symbols this tree
-// defines in its own Config.in files.
-func buildrootSymbols(t *testing.T) map[string]bool {
-	t.Helper()
-	syms := map[string]bool{}
-	f, err := os.Open("testdata/buildroot-2025.02-symbols.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if l := sc.Text(); strings.HasPrefix(l, "BR2_") {
-			syms[l] = true
-		}
-	}
-	if len(syms) < 5000 {
-		t.Fatalf("symbol list has only %d entries", len(syms))
-	}
-	cfg := regexp.MustCompile(`(?m)^\s*(?:menu)?config\s+(BR2_[A-Za-z0-9_]+)`)
-	for _, p := range ownConfigIns(t) {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range cfg.FindAllStringSubmatch(string(b), -1) {
-			syms[m[1]] = true
-		}
-	}
-	return syms
-}
 
 func ownConfigIns(t *testing.T) []string {
 	t.Helper()
@@ -98,35 +67,6 @@ func TestExternalDesc(t *testing.T) {
 	}
 	if !strings.Contains(string(b), "name: IPA\n") {
 		t.Errorf("external.desc must declare name: IPA, has:\n%s", b)
-	}
-}
-
-// TestDefconfigSymbolsExist checks every BR2_ symbol of the defconfigs (set or "is not
-// set") and every symbol this tree's Config.in files select or depend on against Buildroot
-// 2025.02.16's Kconfig symbols.
-func TestDefconfigSymbolsExist(t *testing.T) {
-	syms := buildrootSymbols(t)
-	for _, dc := range defconfigs(t) {
-		for name := range readDefconfig(t, dc) {
-			if !syms[name] {
-				t.Errorf("%s: %s is not a Buildroot 2025.02 symbol", dc, name)
-			}
-		}
-	}
-	ref := regexp.MustCompile(`\bBR2_[A-Za-z0-9_]+`)
-	for _, p := range ownConfigIns(t) {
-		b, _ := os.ReadFile(p)
-		for _, line := range strings.Split(string(b), "\n") {
-			l := strings.TrimSpace(line)
-			if !strings.HasPrefix(l, "select ") && !strings.HasPrefix(l, "depends on ") {
-				continue
-			}
-			for _, s := range ref.FindAllString(l, -1) {
-				if !syms[s] {
-					t.Errorf("%s: %q refers to unknown symbol %s", p, l, s)
-				}
-			}
-		}
 	}
 }
 
@@ -222,4 +162,141 @@ func TestInittabStartsAgentWithRespawn(t *testing.T) {
 			t.Errorf("inittab lacks %q", want)
 		}
 	}
+}
+
+// checkToolsLists returns the TOOLS and FULL_TOOLS lists of board/ipa/check-tools.sh.
+func checkToolsLists(t *testing.T) (tools, full []string) {
+	t.Helper()
+	b, err := os.ReadFile("board/ipa/check-tools.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func(name string) []string {
+		m := regexp.MustCompile(`(?m)^` + name + `="([^"]*)"`).FindSubmatch(b)
+		if m == nil {
+			t.Fatalf("check-tools.sh: no %s=\"...\" list", name)
+		}
+		return strings.Fields(string(m[1]))
+	}
+	tools, full = list("TOOLS"), list("FULL_TOOLS")
+	if len(tools) < 30 {
+		t.Fatalf("check-tools.sh: TOOLS has only %d entries", len(tools))
+	}
+	for _, f := range full {
+		if !slices.Contains(tools, f) {
+			t.Fatalf("check-tools.sh: FULL_TOOLS entry %s is not in TOOLS", f)
+		}
+	}
+	return tools, full
+}
+
+// TestCheckTools runs board/ipa/check-tools.sh (post-build.sh's tool check) on stand-in
+// target trees: it accepts one with every tool, and names each tool that is missing (fuser:
+// the agent runs it on every device it erases) or that only a BusyBox applet provides where
+// the agent needs the full tool (hdparm, shred, blkid).
+func TestCheckTools(t *testing.T) {
+	tools, full := checkToolsLists(t)
+	for _, want := range []string{"fuser", "hdparm", "shred", "blkid", "modprobe", "dd"} {
+		if !slices.Contains(tools, want) {
+			t.Errorf("check-tools.sh does not require %s", want)
+		}
+	}
+	pb, err := os.ReadFile("board/ipa/post-build.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^"\$EXT/board/ipa/check-tools\.sh" "\$TARGET_DIR" \|\| die `).Match(pb) {
+		t.Error("post-build.sh does not run check-tools.sh on the target (failing the build)")
+	}
+	dirs := []string{"bin", "sbin", "usr/bin", "usr/sbin"}
+	// target makes a stand-in target tree: every tool as an executable file, spread over
+	// the four directories, BusyBox in /bin, and the given tools as BusyBox applet symlinks
+	// (as Buildroot installs them) or left out.
+	target := func(t *testing.T, applets, missing []string) string {
+		root := t.TempDir()
+		for _, d := range dirs {
+			if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(root, "bin/busybox"), []byte("\x7fELF stand-in"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i, tool := range tools {
+			p := filepath.Join(root, dirs[i%len(dirs)], tool)
+			switch {
+			case slices.Contains(missing, tool):
+			case slices.Contains(applets, tool):
+				rel, _ := filepath.Rel(filepath.Dir(p), filepath.Join(root, "bin/busybox"))
+				if err := os.Symlink(rel, p); err != nil {
+					t.Fatal(err)
+				}
+			default:
+				if err := os.WriteFile(p, []byte("\x7fELF stand-in"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return root
+	}
+	run := func(t *testing.T, root string) (int, string) {
+		cmd := exec.Command("sh", "board/ipa/check-tools.sh", root)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), stderr.String()
+	}
+
+	t.Run("complete", func(t *testing.T) {
+		// BusyBox applets are fine for the tools not in FULL_TOOLS.
+		if code, stderr := run(t, target(t, []string{"ps", "dmesg", "fuser", "modprobe"}, nil)); code != 0 || stderr != "" {
+			t.Errorf("exit %d, stderr %q; want 0 and nothing", code, stderr)
+		}
+	})
+	t.Run("missing", func(t *testing.T) {
+		code, stderr := run(t, target(t, nil, []string{"fuser", "hdparm"}))
+		if code != 1 || !strings.Contains(stderr, "missing from the target: hdparm fuser\n") {
+			t.Errorf("exit %d, stderr %q; want 1 naming hdparm and fuser", code, stderr)
+		}
+	})
+	t.Run("busybox-applets", func(t *testing.T) {
+		code, stderr := run(t, target(t, append([]string{"ps"}, full...), nil))
+		if code != 1 || !strings.Contains(stderr, "only BusyBox applets, which lack options IPA uses, provide: "+strings.Join(inOrder(tools, full), " ")+" ") {
+			t.Errorf("exit %d, stderr %q; want 1 naming %v", code, stderr, full)
+		}
+		if strings.Contains(stderr, " ps") {
+			t.Errorf("stderr %q names ps, for which BusyBox's applet is enough", stderr)
+		}
+	})
+	t.Run("full-tool-after-applet-in-path", func(t *testing.T) {
+		// /bin/hdparm (first in PATH) is BusyBox's although /usr/sbin/hdparm is the real one.
+		root := target(t, nil, nil)
+		for _, d := range dirs {
+			os.Remove(filepath.Join(root, d, "hdparm"))
+		}
+		if err := os.WriteFile(filepath.Join(root, "usr/sbin/hdparm"), []byte("\x7fELF stand-in"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("busybox", filepath.Join(root, "bin/hdparm")); err != nil {
+			t.Fatal(err)
+		}
+		if code, stderr := run(t, root); code != 1 || !strings.Contains(stderr, "provide: hdparm ") {
+			t.Errorf("exit %d, stderr %q; want 1 naming hdparm", code, stderr)
+		}
+	})
+}
+
+// inOrder returns the elements of sub in the order they have in list.
+func inOrder(list, sub []string) []string {
+	var out []string
+	for _, s := range list {
+		if slices.Contains(sub, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -4,7 +4,8 @@
 #
 #   apt packages : Docker engine (docker.io), debootstrap, QEMU + OVMF + iPXE ROMs,
 #                  Linux 6.12 source, busybox-static, cpio/xz/zstd, curl, tftpd-hpa (the TFTP
-#                  server the pull tests serve DIR with; its own daemon is not needed)
+#                  server the pull tests serve DIR with; its own daemon is not needed), python3 +
+#                  python3-magic + python3-flake8 + shellcheck (Buildroot's utils/check-package)
 #   Docker       : starts dockerd (overlay2, falls back to vfs) when no engine answers
 #   base image   : ipa-oci/debian-base:bookworm from debootstrap (no registry pulls here)
 #   Go tools     : registry (CNCF Distribution), oras, crane — pinned by go.mod's tool block,
@@ -19,7 +20,8 @@ SUDO=""
 
 PKGS=(docker.io systemd strace debootstrap qemu-system-x86 qemu-utils ovmf ipxe-qemu linux-source-6.12
       busybox-static cpio xz-utils zstd curl bc flex bison libelf-dev libssl-dev make gcc
-      iproute2 kmod procps time gcc-aarch64-linux-gnu qemu-system-arm qemu-efi-aarch64 tftpd-hpa)
+      iproute2 kmod procps time gcc-aarch64-linux-gnu qemu-system-arm qemu-efi-aarch64 tftpd-hpa
+      python3 python3-magic python3-flake8 shellcheck)  # last line: Buildroot's utils/check-package
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

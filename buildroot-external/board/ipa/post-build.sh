@@ -37,23 +37,11 @@ for f in "$TARGET_DIR"/etc/init.d/*; do
 	esac
 done
 
-# 3. The agent and the tools it calls (ironic_python_agent: hardware.py, disk_utils.py,
-#    raid_utils.py, efi_utils.py, inspector.py, ...). util-linux, coreutils and busybox
-#    overlap; any provider will do.
+# 3. The agent and the tools it calls (the list, and which must not be BusyBox applets, is in
+#    check-tools.sh).
 [ -x "$TARGET_DIR/usr/bin/ironic-python-agent" ] ||
 	die "/usr/bin/ironic-python-agent missing from the target: is BR2_PACKAGE_IRONIC_PYTHON_AGENT set?"
-missing=""
-for tool in mdadm sgdisk parted partprobe partx lsblk blkid wipefs blockdev dd hdparm smartctl \
-	nvme shred efibootmgr qemu-img lshw dmidecode lscpu lspci hexdump ipmitool multipath \
-	multipathd iscsistart udevadm mount chroot mkfs.ext4 mkfs.xfs mkfs.vfat ip chronyd hwclock \
-	dmesg df iptables ps modprobe lsscsi; do
-	found=""
-	for d in bin sbin usr/bin usr/sbin; do
-		if [ -e "$TARGET_DIR/$d/$tool" ] || [ -L "$TARGET_DIR/$d/$tool" ]; then found=1; break; fi
-	done
-	[ -n "$found" ] || missing="$missing $tool"
-done
-[ -z "$missing" ] || die "tools IPA calls are missing from the target:$missing"
+"$EXT/board/ipa/check-tools.sh" "$TARGET_DIR" || die "the target lacks tools IPA calls (above)"
 
 # 4. Build record.
 mkdir -p "$TARGET_DIR/etc"
