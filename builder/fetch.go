@@ -57,8 +57,11 @@ func (b *build) fetch(ctx context.Context) error {
 		bind(b.mirrorsDir(), ContainerDL+"/ipa-oci-git", true),
 		bind(b.stampsDir(), ContainerDL+"/.ipa-oci-fetch", true),
 	)
+	watch := &hashWatch{}
+	b.sink.watch = func(_, l string) { watch.line(l) }
+	defer func() { b.sink.watch = nil }()
 	if err := b.phase(ctx, "fetch", network, mounts, b.fetchScript()); err != nil {
-		return err
+		return b.wheelHashError(watch, err)
 	}
 	if err := writeFileAtomic(stamp, []byte(b.fetchKeyText())); err != nil {
 		b.log.WithError(err).Warn("could not write the fetch stamp; the next build fetches again")
