@@ -11,6 +11,7 @@
 set -eu
 TARGET_DIR=$1
 IPA_URL=${2:-} IPA_REF=${3:-} REQ_URL=${4:-} REQ_REF=${5:-}
+EXT=${BR2_EXTERNAL_IPA_PATH:-$(cd "$(dirname "$0")/../.." && pwd)}
 die() { echo "post-build: $*" >&2; exit 1; }
 warn() { echo "post-build: WARNING: $*" >&2; }
 

@@ -2,6 +2,8 @@
 #
 # ironic-python-agent
 #
+################################################################################
+
 # The agent itself is built from git (BR2_IPA_GIT_URL / BR2_IPA_GIT_REF) with the
 # pep517 python infrastructure. Its pure-Python dependencies are wheels pinned by
 # ipa-oci.lock: `ipa-oci lock` resolves them against openstack/requirements'
@@ -13,8 +15,6 @@
 # build phase needs no network. Dependencies with C extensions are Buildroot
 # packages: the python-* entries of IRONIC_PYTHON_AGENT_DEPENDENCIES, which
 # `ipa-oci lock` reads to leave them (and what they depend on) out of the wheels.
-#
-################################################################################
 
 IRONIC_PYTHON_AGENT_VERSION = $(call qstrip,$(BR2_IPA_GIT_REF))
 IRONIC_PYTHON_AGENT_SITE = $(call qstrip,$(BR2_IPA_GIT_URL))
