@@ -181,7 +181,7 @@ var (
 	pyVersionRE   = regexp.MustCompile(`^[0-9][0-9A-Za-z.+!_]*$`)         // PEP 440 characters
 	pyTargetRE    = regexp.MustCompile(`^3\.[0-9]+(\.[0-9]+)?$`)          // CPython version
 	brPackageRE   = regexp.MustCompile(`^python-[a-z0-9][a-z0-9-]*$`)     // Buildroot package name
-	urlCharsRE    = regexp.MustCompile(`^[A-Za-z0-9._~:/?&=+%@!,-]+$`)    // nothing make or a shell would act on
+	urlCharsRE    = regexp.MustCompile(`^[A-Za-z0-9._~:/+%@,-]+$`)        // nothing make or a shell would act on
 	wheelFileRE   = regexp.MustCompile(`^([A-Za-z0-9_.]+)-([0-9][A-Za-z0-9_.+!]*)(-[0-9][A-Za-z0-9_]*)?-([A-Za-z0-9_.]+)-([A-Za-z0-9_.]+)-([A-Za-z0-9_.]+)\.whl$`)
 	refCharsRE    = regexp.MustCompile(`^[A-Za-z0-9._/@^~+-]+$`) // git ref names as used here
 	versionTextRE = regexp.MustCompile(`^[A-Za-z0-9._+-]*$`)     // Buildroot version label
@@ -299,6 +299,10 @@ func (w Wheel) validate() error {
 	if err := checkURL(w.Name+" url", w.URL); err != nil {
 		return err
 	}
+	// Buildroot's dl-wrapper takes what precedes a "+" in the download directory for a method.
+	if dir, _ := path.Split(w.URL); strings.Contains(dir, "+") {
+		return fmt.Errorf("%s url %q: Buildroot cannot download from a directory with \"+\" in its URL", w.Name, w.URL)
+	}
 	if !sha256RE.MatchString(w.SHA256) {
 		return fmt.Errorf("%s: sha256 %q: need 64 lower-case hex digits", w.Name, w.SHA256)
 	}
@@ -339,7 +343,8 @@ var pyNameSepRE = regexp.MustCompile(`[-_.]+`)
 func pyNormalize(name string) string { return strings.ToLower(pyNameSepRE.ReplaceAllString(name, "-")) }
 
 // checkURL accepts absolute https, http and file URLs made of characters that neither make
-// nor a shell would act on, with no fragment, user info or "..".
+// nor a shell would act on (Buildroot passes download URLs to the shell unquoted), with no
+// query, fragment, user info or "..".
 func checkURL(field, raw string) error {
 	u, err := url.Parse(raw)
 	switch {
@@ -348,7 +353,7 @@ func checkURL(field, raw string) error {
 	case u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "file":
 		return fmt.Errorf("%s %q: only https, http and file URLs", field, raw)
 	case !urlCharsRE.MatchString(raw) || u.Fragment != "" || u.User != nil || strings.Contains(u.Path, ".."):
-		return fmt.Errorf("%s %q: unexpected characters (no spaces, quotes, $, #, \\, user info or ..)", field, raw)
+		return fmt.Errorf("%s %q: unexpected characters (letters, digits and ._~:/+%%@,- only: no spaces, quotes, $, #, ?, &, user info or ..)", field, raw)
 	case u.Scheme != "file" && u.Host == "":
 		return fmt.Errorf("%s %q: no host", field, raw)
 	}
@@ -362,8 +367,9 @@ func checkRepoURL(field, raw string) error {
 	if err == nil && (u.Scheme == "ssh" || u.Scheme == "git") && u.Host != "" && urlCharsRE.MatchString(raw) {
 		return nil
 	}
-	if err == nil && u.Scheme == "" && urlCharsRE.MatchString(raw) && strings.Contains(raw, ":") && !strings.HasPrefix(raw, "-") {
-		return nil // user@host:path
+	if err == nil && u.Scheme == "" && urlCharsRE.MatchString(raw) && !strings.HasPrefix(raw, "-") &&
+		(strings.Contains(raw, ":") || strings.HasPrefix(raw, "/")) && !strings.Contains(raw, "..") {
+		return nil // user@host:path, or a local path
 	}
 	return checkURL(field, raw)
 }

@@ -17,7 +17,7 @@ import (
 
 // lockFixture is a build fixture whose IPA and requirements stand-ins are lockfixture's, with
 // the test index as pythonIndex and an external tree that builds the agent with python-cbits.
-func newLockFixture(t *testing.T) (*fixture, *lockfixture.Inputs) {
+func newLockFixture(t testing.TB) (*fixture, *lockfixture.Inputs) {
 	t.Helper()
 	f := newFixture(t)
 	in := lockfixture.NewInputs(t, filepath.Join(f.dir, "lockgit"))

@@ -73,6 +73,8 @@ func TestParseLockRejects(t *testing.T) {
 		{"ftp URL", "https://files.example/oslo", "ftp://files.example/oslo", "only https, http and file URLs"},
 		{"URL with a space", "https://files.example/oslo", "https://files.example/ oslo", "unexpected characters"},
 		{"URL with make syntax", "https://files.example/oslo", "https://files.example/$(shell id)/oslo", "unexpected characters"},
+		{"URL with a query", "oslo.config-9.7.1-py3-none-any.whl", "oslo.config-9.7.1-py3-none-any.whl?x=1&y=2", "unexpected characters"},
+		{"+ in the directory", "https://files.example/oslo", "https://files.example/a+b/oslo", "Buildroot cannot download from a directory with"},
 		{"path in the file name", "oslo.config-9.7.1-py3-none-any.whl", "..%2Foslo.config-9.7.1-py3-none-any.whl", "unexpected characters"},
 		{"not a wheel", "oslo.config-9.7.1-py3-none-any.whl", "oslo.config-9.7.1.tar.gz", "is not a wheel file name"},
 		{"platform wheel", "oslo.config-9.7.1-py3-none-any.whl", "oslo.config-9.7.1-cp312-cp312-manylinux_2_28_x86_64.whl", "is not a pure-Python wheel"},
