@@ -19,7 +19,7 @@ const (
 )
 
 // errNoDefaultNetwork explains why a fetch phase cannot run on an engine without a bridge.
-var errNoDefaultNetwork = errors.New("the Docker engine has no default bridge network (dockerd --bridge=none?), so the fetch phase would have no network: pass --host-network (or set hostNetwork: true in " + ConfigFileName + ") to run it in the host's network namespace, give the engine a bridge, or build --offline from a filled download cache")
+var errNoDefaultNetwork = errors.New("the Docker engine has no default bridge network (dockerd --bridge=none?), so the fetch phase and the lock step would have no network: pass --host-network (or set hostNetwork: true in " + ConfigFileName + ") to run it in the host's network namespace, give the engine a bridge, or build --offline from a filled download cache")
 
 // fetch runs the fetch phase unless --offline or a stamp for these inputs says it is done.
 // It sees the download cache read-write, except the host-owned git mirrors and stamps, and a

@@ -75,7 +75,7 @@ func TestRealBuildrootTakesWheelList(t *testing.T) {
 	}
 	lockDir := filepath.Join(dir, "lock")
 	os.Mkdir(lockDir, 0o755)
-	if err := writeWheelFiles(lockDir, ContainerLock, "amd64", l); err != nil {
+	if err := l.WriteWheelList(lockDir, "amd64", ContainerLock); err != nil {
 		t.Fatal(err)
 	}
 	external, err := filepath.Abs("../buildroot-external")

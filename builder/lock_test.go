@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"strings"
 	"testing"
 
@@ -136,12 +135,7 @@ func TestBuildFromLockInstallsClosure(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s build: %v\n%s", arch, err, f.logBuf)
 		}
-		var want []string
-		for _, w := range lockfixture.Closure(arch) {
-			want = append(want, w.DistInfo())
-		}
-		sort.Strings(want)
-		if got := distInfos(t, res.Initramfs); !reflect.DeepEqual(got, want) {
+		if got, want := lockfixture.DistInfos(t, res.Initramfs), lockfixture.ClosureDistInfos(arch); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s initramfs site-packages:\n got %v\nwant %v", arch, got, want)
 		}
 		log := string(mustRead(t, res.BuildLog))
@@ -200,23 +194,6 @@ func TestLockedWheelReplacedOnIndex(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(o.DLDir, "ironic-python-agent", evil.FileName())); err == nil {
 		t.Error("the replaced wheel was moved into the download cache")
 	}
-}
-
-// distInfos lists the .dist-info directories in the initramfs's Python site-packages.
-func distInfos(t *testing.T, initramfs string) []string {
-	t.Helper()
-	out, err := exec.Command("bash", "-o", "pipefail", "-c", `xz -dc "$1" | cpio -t --quiet`, "x", initramfs).Output()
-	if err != nil {
-		t.Fatalf("list %s: %v", initramfs, err)
-	}
-	var ds []string
-	for _, p := range strings.Split(string(out), "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimPrefix(p, "./"), "usr/lib/python3.12/site-packages/"); ok && strings.HasSuffix(rest, ".dist-info") && !strings.Contains(rest, "/") {
-			ds = append(ds, rest)
-		}
-	}
-	sort.Strings(ds)
-	return ds
 }
 
 func gitRev(t *testing.T, bare, ref string) string {

@@ -65,7 +65,7 @@ func (b *build) writeLockFiles() error {
 	if err := hostOwnedDir(dir); err != nil {
 		return err
 	}
-	if err := writeWheelFiles(dir, ContainerLock, b.o.Arch, l); err != nil {
+	if err := l.WriteWheelList(dir, b.o.Arch, ContainerLock); err != nil {
 		return fmt.Errorf("write the wheel list: %w", err)
 	}
 	h := sha256.New()

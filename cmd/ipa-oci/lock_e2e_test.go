@@ -10,10 +10,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"strings"
 	"testing"
 
@@ -170,12 +168,7 @@ func TestE2ELockBuildRebuild(t *testing.T) {
 	if strings.Contains(r.stderr, "running `ipa-oci lock` first") || !bytes.Equal(mustReadFile(t, p.lock), first) {
 		t.Error("build with a matching lock re-locked")
 	}
-	var want []string
-	for _, w := range lockfixture.Closure("amd64") {
-		want = append(want, w.DistInfo())
-	}
-	sort.Strings(want)
-	if got := e2eDistInfos(t, filepath.Join(out, builder.InitramfsName)); !reflect.DeepEqual(got, want) {
+	if got, want := lockfixture.DistInfos(t, filepath.Join(out, builder.InitramfsName)), lockfixture.ClosureDistInfos("amd64"); !reflect.DeepEqual(got, want) {
 		t.Errorf("initramfs site-packages:\n got %v\nwant %v", got, want)
 	}
 	if !strings.Contains(string(mustReadFile(t, filepath.Join(out, builder.BuildLogName))), "Executing post-build script /ipa/external/board/ipa/post-build.sh") {
@@ -311,21 +304,4 @@ func TestE2ELockBadInputs(t *testing.T) {
 	r = ipa(t, "build", "-c", p.cfg, "-o", filepath.Join(p.dir, "out"), "--dl-dir", fresh)
 	wantOneLineError(t, "replaced wheel", r, "fetch phase: wheel beta-2.0-py3-none-any.whl from "+p.in.Index.URLOf(evil.FileName())+
 		" does not have the sha256 ipa-oci.lock pins (pinned "+lockfixture.Beta20.SHA256()+", downloaded "+evil.SHA256()+")")
-}
-
-// e2eDistInfos lists the .dist-info directories in an initramfs's Python site-packages.
-func e2eDistInfos(t *testing.T, initramfs string) []string {
-	t.Helper()
-	out, err := exec.Command("bash", "-o", "pipefail", "-c", `xz -dc "$1" | cpio -t --quiet`, "x", initramfs).Output()
-	if err != nil {
-		t.Fatalf("list %s: %v", initramfs, err)
-	}
-	var ds []string
-	for _, l := range strings.Split(string(out), "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimPrefix(l, "./"), "usr/lib/python3.12/site-packages/"); ok && strings.HasSuffix(rest, ".dist-info") && !strings.Contains(rest, "/") {
-			ds = append(ds, rest)
-		}
-	}
-	sort.Strings(ds)
-	return ds
 }

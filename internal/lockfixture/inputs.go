@@ -2,8 +2,10 @@ package lockfixture
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -96,4 +98,32 @@ func Closure(arch string) []Wheel {
 	}
 	sort.Slice(ws, func(i, j int) bool { return Canonical(ws[i].Name) < Canonical(ws[j].Name) })
 	return ws
+}
+
+// ClosureDistInfos are the .dist-info directories Closure(arch) installs, sorted.
+func ClosureDistInfos(arch string) []string {
+	var ds []string
+	for _, w := range Closure(arch) {
+		ds = append(ds, w.DistInfo())
+	}
+	sort.Strings(ds)
+	return ds
+}
+
+// DistInfos lists the .dist-info directories in the Python 3.12 site-packages of an
+// xz-compressed cpio initramfs (xz and cpio), sorted.
+func DistInfos(t testing.TB, initramfs string) []string {
+	t.Helper()
+	out, err := exec.Command("bash", "-o", "pipefail", "-c", `xz -dc "$1" | cpio -t --quiet`, "x", initramfs).Output()
+	if err != nil {
+		t.Fatalf("list %s: %v", initramfs, err)
+	}
+	var ds []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimPrefix(l, "./"), "usr/lib/python3.12/site-packages/"); ok && strings.HasSuffix(rest, ".dist-info") && !strings.Contains(rest, "/") {
+			ds = append(ds, rest)
+		}
+	}
+	sort.Strings(ds)
+	return ds
 }
