@@ -6,9 +6,10 @@ import (
 
 // RebuildOptions turns a published build-info into build options: every recorded input
 // (Buildroot release, git commits, SOURCE_DATE_EPOCH, arch, defconfig, builder image ID, and
-// the lock with its wheel list) is taken from bi; local supplies what cannot travel in a record (the external tree, kernel
-// config and Buildroot checkout paths, output and cache directories, logger). The local trees
-// must hash to the recorded values, otherwise the rebuild could not reproduce the bytes.
+// the lock with its wheel list) is taken from bi; local supplies what cannot travel in a
+// record (the external tree, kernel config and Buildroot checkout paths, output and cache
+// directories, logger). The local trees must hash to the recorded values, otherwise the
+// rebuild could not reproduce the bytes.
 func RebuildOptions(bi *BuildInfo, local Options) (Options, error) {
 	in := bi.Inputs
 	o := local
