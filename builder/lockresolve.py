@@ -230,7 +230,11 @@ class Resolver:
                 if v is not None:
                     by_version[v].append((f, set()))
         if pin is not None:
-            v = Version(pin)
+            try:
+                v = Version(pin)
+            except InvalidVersion:
+                raise Problem("bad-requirement", name, pin, required_by=parent,
+                              detail="upper-constraints.txt: %s===%s is not a PEP 440 version" % (name, pin))
             if v not in by_version:
                 raise Problem("pin-not-found", name, pin, required_by=parent, detail=self.index.base)
             if not r.specifier.contains(v, prereleases=True):
