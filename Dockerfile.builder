@@ -28,8 +28,9 @@ ENV LC_ALL=C.UTF-8 \
 # Packages: Buildroot manual, "System requirements" (mandatory: which sed make binutils
 # build-essential diffutils gcc g++ bash patch gzip bzip2 perl tar cpio unzip rsync file bc
 # findutils wget; optional: python3, libncurses-dev for menuconfig, git, scp, bzr/cvs/hg/svn
-# left out) plus ca-certificates (https downloads), xz-utils, zstd, python3-pip/venv (wheels
-# for the IPA fetch hook), openssh-client (scp downloads).
+# left out) plus ca-certificates (https downloads), xz-utils, zstd, python3-packaging (PEP 440
+# versions, PEP 508 markers and wheel tags for `ipa-oci lock`'s resolver, which runs here),
+# python3-pip/venv, openssh-client (scp downloads).
 RUN set -eux; \
     if [ -n "$APT_SNAPSHOT" ]; then \
       mirror="http://snapshot.debian.org/archive/debian/$APT_SNAPSHOT"; \
@@ -45,8 +46,8 @@ RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends \
       bash bc binutils build-essential bzip2 ca-certificates cpio diffutils file findutils \
-      g++ gcc git gzip libncurses-dev make openssh-client patch perl python3 python3-pip \
-      python3-venv rsync sed tar unzip wget which xz-utils zstd; \
+      g++ gcc git gzip libncurses-dev make openssh-client patch perl python3 python3-packaging \
+      python3-pip python3-venv rsync sed tar unzip wget which xz-utils zstd; \
     groupadd --gid "$BUILDER_GID" builder; \
     useradd --uid "$BUILDER_UID" --gid "$BUILDER_GID" --create-home --shell /bin/bash builder; \
     mkdir -p /ipa; chmod 0755 /ipa; \

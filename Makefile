@@ -1,7 +1,7 @@
 # ipa-oci — see README.md. `make test` is the whole suite (it installs what it needs).
 GO ?= go
 
-.PHONY: build test setup vet bench demo kernel boot-test update-wheels clean
+.PHONY: build test setup vet bench demo kernel boot-test lock clean
 
 build:
 	$(GO) build -trimpath -o bin/ipa-oci ./cmd/ipa-oci
@@ -31,9 +31,10 @@ kernel:
 boot-test:
 	bash scripts/boot-test.sh $(KERNEL) $(INITRAMFS)
 
-# Regenerate buildroot-external's pinned wheel list (needs network).
-update-wheels:
-	bash buildroot-external/utils/update-ipa-wheels.sh
+# Resolve ipa-oci.lock anew: git refs, the agent's wheels, the builder image ID (needs network
+# and the builder image: `bin/ipa-oci builder build`). Commit the result.
+lock: build
+	bin/ipa-oci lock --update
 
 clean:
 	rm -rf bin out

@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -91,4 +92,32 @@ func BenchmarkNoopRebuild(b *testing.B) {
 		}
 	}
 	b.ReportMetric(coldMs, "ms-cold-build")
+}
+
+// BenchmarkLockResolve measures ResolveLock against the test index (internal/lockfixture: 12
+// wheel files, a 7-wheel closure, two architectures): cold, with an empty download cache, git
+// mirrors and Buildroot tarball cache (everything fetched), and warm, with the caches of a
+// previous resolution (index pages and git refs read again, no wheel downloaded).
+func BenchmarkLockResolve(b *testing.B) {
+	for _, mode := range []string{"cold", "warm"} {
+		b.Run(mode, func(b *testing.B) {
+			f, in := newLockFixture(b)
+			o := f.lockOptions(in, "")
+			if _, err := ResolveLock(context.Background(), o); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if mode == "cold" {
+					b.StopTimer()
+					fresh := b.TempDir()
+					o.DLDir, o.CacheDir = filepath.Join(fresh, "dl"), filepath.Join(fresh, "cache")
+					b.StartTimer()
+				}
+				if _, err := ResolveLock(context.Background(), o); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -33,6 +33,16 @@ const (
 	ContainerOutput       = "/ipa/output"        // Buildroot's O= (build: OUTPUT/buildroot; fetch: a scratch directory)
 	ContainerDL           = "/ipa/dl"            // BR2_DL_DIR: read-write in the fetch phase, read-only in the build phase
 	ContainerCcache       = "/ipa/ccache"        // ccache directory (BR_CACHE_DIR), build phase only
+	ContainerLock         = "/ipa/lock"          // files generated from the lock (the wheel list), read-only
+)
+
+// The wheel list a build hands to Buildroot, generated from the lock into OUTPUT/ipa-oci-lock
+// (mounted at ContainerLock) and named on make's command line as WheelsMkVar.
+const (
+	WheelsMkVar    = "IPA_OCI_WHEELS_MK"
+	WheelsMkName   = "ironic-python-agent-wheels.mk"
+	WheelsHashName = "ironic-python-agent-wheels.hash"
+	lockDirName    = "ipa-oci-lock"
 )
 
 // Artifact names in OUTPUT.
@@ -80,6 +90,17 @@ type Options struct {
 	// root. When set while running as root, the host-written artifacts are chowned to it too.
 	User string
 
+	// PythonIndex is the PEP 503 index ResolveLock resolves the agent's wheels against
+	// (default DefaultPythonIndex). Builds take the wheel URLs from Lock instead.
+	PythonIndex string
+
+	// Lock, when set, is where the build takes every input that would otherwise float: the
+	// Buildroot release (or a local tree's hash, which o.Buildroot.Src must match), the IPA and
+	// requirements commits, SOURCE_DATE_EPOCH, the builder image ID (unless --builder-image)
+	// and the wheel list handed to Buildroot. Nil: the inputs are resolved as given and
+	// Buildroot gets no wheel list.
+	Lock *Lock
+
 	// HostEnv is the environment proxies are taken from (default os.Environ()); host-side git
 	// also takes its allow-list (gitEnvAllow) from it.
 	HostEnv []string
@@ -117,7 +138,7 @@ func DefaultCacheDir() string {
 // Build runs the fetch phase (unless skipped) and the build phase in the builder container
 // and writes the artifacts and build-info.json into opts.Output.
 func Build(ctx context.Context, opts Options) (*Result, error) {
-	b, err := newBuild(ctx, opts)
+	b, err := newBuild(ctx, opts, false)
 	if err != nil {
 		return nil, err
 	}
@@ -140,9 +161,14 @@ type build struct {
 	info        BuildInfo
 	sink        *logSink
 	res         Result
+	locking     bool   // ResolveLock: an unpinned builder.image is accepted (the lock pins it)
+	lockDir     string // OUTPUT/ipa-oci-lock when the lock hands Buildroot a wheel list
+	wheelsKey   string // sha256 of that wheel list, part of the fetch stamp's key
 }
 
-func newBuild(ctx context.Context, o Options) (*build, error) {
+// newBuild checks and completes o. locking: for ResolveLock, which needs no output
+// directory or defconfig.
+func newBuild(ctx context.Context, o Options, locking bool) (*build, error) {
 	if o.Log == nil {
 		l := logrus.New()
 		l.SetOutput(io.Discard)
@@ -159,7 +185,7 @@ func newBuild(ctx context.Context, o Options) (*build, error) {
 	if !strings.HasSuffix(o.Defconfig, "_defconfig") {
 		o.Defconfig += "_defconfig"
 	}
-	if o.Output == "" {
+	if o.Output == "" && !locking {
 		return nil, errors.New("no output directory: pass --output DIR")
 	}
 	if o.CacheDir == "" {
@@ -183,10 +209,15 @@ func newBuild(ctx context.Context, o Options) (*build, error) {
 			*p = a
 		}
 	}
-	if fi, err := os.Stat(filepath.Join(o.External, "configs", o.Defconfig)); err != nil || !fi.Mode().IsRegular() {
+	if fi, err := os.Stat(filepath.Join(o.External, "configs", o.Defconfig)); !locking && (err != nil || !fi.Mode().IsRegular()) {
 		return nil, fmt.Errorf("defconfig %s not found in %s/configs: check --external and --defconfig", o.Defconfig, o.External)
 	}
-	b := &build{o: o, log: o.Log.WithField("component", "build"), git: newGitRunner(o.HostEnv)}
+	if o.Lock != nil && !locking {
+		if err := applyLock(&o); err != nil {
+			return nil, err
+		}
+	}
+	b := &build{o: o, log: o.Log.WithField("component", "build"), git: newGitRunner(o.HostEnv), locking: locking}
 	if b.uid, b.gid, b.chownOut, err = containerUser(o.User); err != nil {
 		return nil, err
 	}
@@ -241,6 +272,9 @@ func (b *build) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	if err := b.resolveInputs(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.writeLockFiles(); err != nil {
 		return nil, err
 	}
 	logPath := filepath.Join(o.Output, BuildLogName)

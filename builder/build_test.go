@@ -301,7 +301,7 @@ func TestBuildCancelRemovesContainer(t *testing.T) {
 func TestBuilderPin(t *testing.T) {
 	f := newFixture(t)
 	o := f.options(filepath.Join(f.dir, "out"))
-	o.BuilderImage = "ipa-oci/builder:test"
+	o.BuilderImage = tenv.imageTag
 	o.BuilderPin = "sha256:" + strings.Repeat("0", 64)
 	_, err := Build(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "pins sha256:000") || !strings.Contains(err.Error(), "--builder-image") {
@@ -322,7 +322,7 @@ func TestBuilderPin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := res.Info.Inputs.BuilderImage; got.ID != tenv.imageID || got.Ref != "ipa-oci/builder:test" {
+	if got := res.Info.Inputs.BuilderImage; got.ID != tenv.imageID || got.Ref != tenv.imageTag {
 		t.Errorf("recorded builder image %+v", got)
 	}
 	li := res.Info.Output(LegalInfoName)

@@ -13,10 +13,12 @@ const BuildInfoSchemaVersion = 1
 // output's digest, and Buildroot's show-info (the SBOM input). It holds no timestamps or host
 // paths, so two builds of the same inputs write the same file.
 type BuildInfo struct {
-	SchemaVersion int             `json:"schemaVersion"`
-	Inputs        Inputs          `json:"inputs"`
-	Outputs       []OutputFile    `json:"outputs"`
-	ShowInfo      json.RawMessage `json:"showInfo,omitempty"`
+	SchemaVersion int          `json:"schemaVersion"`
+	Inputs        Inputs       `json:"inputs"`
+	Outputs       []OutputFile `json:"outputs"`
+	// Lock is the lock the build used (ipa-oci.lock): `ipa-oci rebuild` replays it.
+	Lock     *Lock           `json:"lock,omitempty"`
+	ShowInfo json.RawMessage `json:"showInfo,omitempty"`
 }
 
 // Inputs are the pinned inputs of a build.

@@ -28,9 +28,13 @@ type Config struct {
 	CcacheDir    string          `json:"ccacheDir,omitempty"`
 	// SourceDateEpoch, when set, overrides the default (the IPA commit's committer time).
 	SourceDateEpoch int64 `json:"sourceDateEpoch,omitempty"`
-	// HostNetwork runs the fetch phase in the host's network namespace instead of the
-	// engine's default bridge network (for engines without one: dockerd --bridge=none).
+	// HostNetwork runs the fetch phase (and the lock step) in the host's network namespace
+	// instead of the engine's default bridge network (for engines without one: dockerd
+	// --bridge=none).
 	HostNetwork bool `json:"hostNetwork,omitempty"`
+	// PythonIndex is the PEP 503 "simple" index `ipa-oci lock` resolves the agent's wheels
+	// against (default DefaultPythonIndex): a mirror or a private index.
+	PythonIndex string `json:"pythonIndex,omitempty"`
 }
 
 // BuildrootConfig names the Buildroot release: a tarball URL and its sha256, or a local tree.
@@ -42,9 +46,8 @@ type BuildrootConfig struct {
 }
 
 // GitSource is a git repository and a ref (branch, tag or commit ID). Commit, when set, pins
-// the commit the ref is taken at (a rebuild passes the recorded one): it is what is fetched
-// and built, while Ref stays the name the build sees (the external tree's post-build script
-// checks the requirements ref against its wheel list).
+// the commit the ref is taken at (a lock or a rebuild passes the recorded one): it is what is
+// fetched and built, while Ref stays the name the build sees (and records).
 type GitSource struct {
 	Repo   string `json:"repo,omitempty"`
 	Ref    string `json:"ref,omitempty"`

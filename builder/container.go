@@ -17,8 +17,8 @@ var proxyVars = []string{"http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "
 // external tree's Kconfig strings on the command line (so Buildroot fetches and builds exactly
 // the recorded IPA commit): BR2_IPA_GIT_URL, BR2_IPA_GIT_REF (the commit ID),
 // BR2_IPA_REQUIREMENTS_GIT_URL and BR2_IPA_REQUIREMENTS_GIT_REF (the ref as given, which the
-// external tree's post-build script compares with the ref its wheel list was generated for;
-// a rebuild passes the recorded ref, not the commit).
+// post-build script records; a rebuild passes the recorded ref, not the commit). With a lock
+// that has a wheel closure, IPA_OCI_WHEELS_MK names the generated wheel list.
 func (b *build) makeCmd() string {
 	cmd := fmt.Sprintf("make --no-print-directory -C %s O=%s BR2_EXTERNAL=%s", ContainerBuildroot, ContainerOutput, ContainerExternal)
 	for _, v := range b.makeVars() {
@@ -35,6 +35,9 @@ func (b *build) makeVars() []string {
 	}
 	if in.Requirements != nil {
 		vars = append(vars, "BR2_IPA_REQUIREMENTS_GIT_URL="+in.Requirements.Repo, "BR2_IPA_REQUIREMENTS_GIT_REF="+in.Requirements.Ref)
+	}
+	if b.lockDir != "" {
+		vars = append(vars, WheelsMkVar+"="+ContainerLock+"/"+WheelsMkName)
 	}
 	return vars
 }
@@ -89,8 +92,8 @@ func bind(src, dst string, ro bool) mount.Mount {
 	return mount.Mount{Type: mount.TypeBind, Source: src, Target: dst, ReadOnly: ro}
 }
 
-// inputMounts are the read-only inputs both phases see: the Buildroot tree, the external tree
-// and the kernel config directory.
+// inputMounts are the read-only inputs both phases see: the Buildroot tree, the external tree,
+// the kernel config directory and the files generated from the lock.
 func (b *build) inputMounts() []mount.Mount {
 	ms := []mount.Mount{
 		bind(b.brTree, ContainerBuildroot, true),
@@ -98,6 +101,9 @@ func (b *build) inputMounts() []mount.Mount {
 	}
 	if b.o.KernelConfig != "" {
 		ms = append(ms, bind(b.o.KernelConfig, ContainerKernelConfig, true))
+	}
+	if b.lockDir != "" {
+		ms = append(ms, bind(b.lockDir, ContainerLock, true))
 	}
 	return ms
 }

@@ -19,7 +19,7 @@ const (
 )
 
 // errNoDefaultNetwork explains why a fetch phase cannot run on an engine without a bridge.
-var errNoDefaultNetwork = errors.New("the Docker engine has no default bridge network (dockerd --bridge=none?), so the fetch phase would have no network: pass --host-network (or set hostNetwork: true in " + ConfigFileName + ") to run it in the host's network namespace, give the engine a bridge, or build --offline from a filled download cache")
+var errNoDefaultNetwork = errors.New("the Docker engine has no default bridge network (dockerd --bridge=none?), so the fetch phase and the lock step would have no network: pass --host-network (or set hostNetwork: true in " + ConfigFileName + ") to run it in the host's network namespace, give the engine a bridge, or build --offline from a filled download cache")
 
 // fetch runs the fetch phase unless --offline or a stamp for these inputs says it is done.
 // It sees the download cache read-write, except the host-owned git mirrors and stamps, and a
@@ -57,8 +57,11 @@ func (b *build) fetch(ctx context.Context) error {
 		bind(b.mirrorsDir(), ContainerDL+"/ipa-oci-git", true),
 		bind(b.stampsDir(), ContainerDL+"/.ipa-oci-fetch", true),
 	)
+	watch := &hashWatch{}
+	b.sink.watch = func(_, l string) { watch.line(l) }
+	defer func() { b.sink.watch = nil }()
 	if err := b.phase(ctx, "fetch", network, mounts, b.fetchScript()); err != nil {
-		return err
+		return b.wheelHashError(watch, err)
 	}
 	if err := writeFileAtomic(stamp, []byte(b.fetchKeyText())); err != nil {
 		b.log.WithError(err).Warn("could not write the fetch stamp; the next build fetches again")

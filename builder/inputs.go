@@ -12,7 +12,9 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// checkBuilderImage resolves the builder image and enforces the pin.
+// checkBuilderImage resolves the builder image and enforces the pins: builder.id from the
+// configuration and, when building from a lock, the lock's image ID. Without any pin the build
+// is refused, except when resolving a lock, which pins the image it ran in.
 func (b *build) checkBuilderImage(ctx context.Context) error {
 	o := b.o
 	ref := o.BuilderImage
@@ -20,7 +22,7 @@ func (b *build) checkBuilderImage(ctx context.Context) error {
 		ref = o.BuilderPin
 	}
 	if ref == "" {
-		return errors.New("no builder image: run `ipa-oci builder build` and pin the printed ID as builder.id in " + ConfigFileName + ", or pass --builder-image")
+		return errors.New("no builder image: run `ipa-oci builder build`, then set builder.image (or builder.id) in " + ConfigFileName + ", or pass --builder-image")
 	}
 	actx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
@@ -29,15 +31,32 @@ func (b *build) checkBuilderImage(ctx context.Context) error {
 		return fmt.Errorf("builder image %s: %w; build it with `ipa-oci builder build`", ref, err)
 	}
 	id := ii.ID
-	if !o.AllowUnpinned {
-		if o.BuilderPin == "" {
-			return fmt.Errorf("builder image %s (%s) is not pinned: set builder.id: %s in %s, or pass --builder-image to use it unpinned", ref, id, id, ConfigFileName)
+	pins := [][2]string{{o.BuilderPin, ConfigFileName}}
+	if o.Lock != nil && !b.locking {
+		pins = append(pins, [2]string{o.Lock.BuilderImage, LockFileName})
+	}
+	pinned := false
+	for _, p := range pins {
+		if p[0] == "" {
+			continue
 		}
-		if !matchesPin(id, ii.RepoDigests, o.BuilderPin) {
-			return fmt.Errorf("builder image %s is %s but %s pins %s: rebuild the pinned image, update builder.id, or pass --builder-image %s to override", ref, id, ConfigFileName, o.BuilderPin, ref)
+		pinned = true
+		switch {
+		case matchesPin(id, ii.RepoDigests, p[0]):
+		case o.AllowUnpinned:
+			b.log.WithFields(logrus.Fields{"image": ref, "id": id, "pin": p[0], "pinnedBy": p[1]}).Warn("--builder-image overrides the pinned builder image")
+		case p[1] == LockFileName:
+			return fmt.Errorf("builder image %s is %s but %s pins %s: rebuild the pinned image, pin this one with `ipa-oci lock --update`, or pass --builder-image %s to override", ref, id, p[1], p[0], ref)
+		default:
+			return fmt.Errorf("builder image %s is %s but %s pins %s: rebuild the pinned image, update builder.id, or pass --builder-image %s to override", ref, id, p[1], p[0], ref)
 		}
-	} else if o.BuilderPin != "" && !matchesPin(id, ii.RepoDigests, o.BuilderPin) {
-		b.log.WithFields(logrus.Fields{"image": ref, "id": id, "pin": o.BuilderPin}).Warn("--builder-image overrides the pinned builder image")
+	}
+	switch {
+	case pinned || o.AllowUnpinned:
+	case b.locking:
+		b.log.WithFields(logrus.Fields{"image": ref, "id": id}).Info("builder image not pinned in " + ConfigFileName + ": " + LockFileName + " pins its ID")
+	default:
+		return fmt.Errorf("builder image %s (%s) is not pinned: build from %s (`ipa-oci lock` pins it), set builder.id: %s in %s, or pass --builder-image to use it unpinned", ref, id, LockFileName, id, ConfigFileName)
 	}
 	b.info.Inputs.BuilderImage = ImageInput{Ref: ref, ID: id}
 	b.log.WithFields(logrus.Fields{"image": ref, "id": id}).Info("builder image")
@@ -160,6 +179,9 @@ func (b *build) fetchKeyText() string {
 		in.Buildroot.TreeSHA256, in.External.SHA256, in.Defconfig, in.Arch, in.BuilderImage.ID)
 	if in.KernelConfig != nil {
 		fmt.Fprintf(&sb, "kernel-config %s\n", in.KernelConfig.SHA256)
+	}
+	if b.wheelsKey != "" {
+		fmt.Fprintf(&sb, "wheels %s\n", b.wheelsKey)
 	}
 	for _, g := range []*ResolvedGit{in.IPA, in.Requirements} {
 		if g != nil {

@@ -36,6 +36,7 @@ const testBaseImage = "ipa-oci/debian-base:bookworm"
 type testEnv struct {
 	cli      *client.Client
 	imageID  string
+	imageTag string           // the test builder image's tag (per recipe)
 	srv      *httptest.Server // serves the stand-in source and the stand-in Buildroot tarball
 	srcURL   string
 	srcSHA   string
@@ -91,10 +92,17 @@ func setupTestEnv() error {
 	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
+	df, err := os.ReadFile("../Dockerfile.builder")
+	if err != nil {
+		return err
+	}
+	args := map[string]string{"BASE_IMAGE": testBaseImage}
+	// The tag names the recipe: branches with another Dockerfile.builder share the engine.
+	tenv.imageTag = "ipa-oci/builder:test-" + Recipe(df, args)[:12]
 	id, err := EnsureImage(ctx, cli, ImageOptions{
 		Dockerfile: "../Dockerfile.builder",
-		BuildArgs:  map[string]string{"BASE_IMAGE": testBaseImage},
-		Tag:        "ipa-oci/builder:test",
+		BuildArgs:  args,
+		Tag:        tenv.imageTag,
 		Log:        log,
 	})
 	if err != nil {

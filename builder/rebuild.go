@@ -5,10 +5,11 @@ import (
 )
 
 // RebuildOptions turns a published build-info into build options: every recorded input
-// (Buildroot release, git commits, SOURCE_DATE_EPOCH, arch, defconfig, builder image ID) is
-// taken from bi; local supplies what cannot travel in a record (the external tree, kernel
-// config and Buildroot checkout paths, output and cache directories, logger). The local trees
-// must hash to the recorded values, otherwise the rebuild could not reproduce the bytes.
+// (Buildroot release, git commits, SOURCE_DATE_EPOCH, arch, defconfig, builder image ID, and
+// the lock with its wheel list) is taken from bi; local supplies what cannot travel in a
+// record (the external tree, kernel config and Buildroot checkout paths, output and cache
+// directories, logger). The local trees must hash to the recorded values, otherwise the
+// rebuild could not reproduce the bytes.
 func RebuildOptions(bi *BuildInfo, local Options) (Options, error) {
 	in := bi.Inputs
 	o := local
@@ -50,6 +51,18 @@ func RebuildOptions(bi *BuildInfo, local Options) (Options, error) {
 	}
 	if !local.AllowUnpinned {
 		o.BuilderImage, o.BuilderPin = in.BuilderImage.ID, in.BuilderImage.ID
+	}
+	o.Lock = nil
+	if bi.Lock != nil {
+		// The build's lock, replayed as it is: git commits, SOURCE_DATE_EPOCH, the wheels. The
+		// image is the one that ran (an unpinned --builder-image build ran another than the
+		// lock's); the local ipa-oci.lock plays no part.
+		l := *bi.Lock
+		l.BuilderImage = in.BuilderImage.ID
+		if err := l.Validate(); err != nil {
+			return o, fmt.Errorf("the build-info's lock: %w", err)
+		}
+		o.Lock = &l
 	}
 	return o, nil
 }

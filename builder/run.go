@@ -71,8 +71,9 @@ type runStats struct {
 // logSink receives every log line of a run.
 type logSink struct {
 	log      logrus.FieldLogger
-	file     io.Writer     // build.log (may be nil)
-	progress *progressLine // nil unless stderr is a terminal
+	file     io.Writer                // build.log (may be nil)
+	progress *progressLine            // nil unless stderr is a terminal
+	watch    func(phase, line string) // sees every line (may be nil)
 	mu       sync.Mutex
 }
 
@@ -85,6 +86,9 @@ func (s *logSink) line(phase, l string) {
 	s.progress.clear()
 	s.log.WithField("phase", phase).Info(l)
 	s.progress.update(phase, l)
+	if s.watch != nil {
+		s.watch(phase, l)
+	}
 }
 
 // runContainer creates, attaches to, starts and waits for one container, streaming its output

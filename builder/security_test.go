@@ -274,27 +274,35 @@ func (c *inspectingClient) ContainerStart(ctx context.Context, id string, o clie
 	return res, nil
 }
 
-// TestPhaseContainersAreHardened inspects both phase containers through the Engine API: no
-// capabilities, no-new-privileges, a pids limit, a read-only root filesystem, every input
-// mounted read-only, writable only what the phase must write, and the network per phase.
+// TestPhaseContainersAreHardened inspects the lock step's and both phases' containers through
+// the Engine API: no capabilities, no-new-privileges, a pids limit, a read-only root
+// filesystem, every input mounted read-only, writable only what the step must write, and the
+// network per step.
 func TestPhaseContainersAreHardened(t *testing.T) {
-	f := newFixture(t)
-	o := f.options(filepath.Join(f.dir, "out"))
+	f, in := newLockFixture(t)
+	o := f.lockOptions(in, filepath.Join(f.dir, "out"))
 	o.KernelConfig = filepath.Join(f.dir, "kernel-config")
 	mustWrite(t, filepath.Join(o.KernelConfig, "x86_64.config"), "CONFIG_64BIT=y\n")
 	ic := &inspectingClient{APIClient: tenv.cli}
 	o.Docker = ic
+	l, err := ResolveLock(context.Background(), o)
+	if err != nil {
+		t.Fatalf("lock: %v\n%s", err, f.logBuf)
+	}
+	o.Lock = l
 	if _, err := Build(context.Background(), o); err != nil {
 		t.Fatalf("build: %v\n%s", err, f.logBuf)
 	}
 	wantMounts := map[string]map[string]bool{ // phase -> destination -> writable
-		"fetch": {ContainerBuildroot: false, ContainerExternal: false, ContainerKernelConfig: false,
+		"lock": {ContainerLockInput: false, ContainerOutput: true, ContainerDL: true,
+			ContainerDL + "/ipa-oci-git": false, ContainerDL + "/.ipa-oci-fetch": false},
+		"fetch": {ContainerBuildroot: false, ContainerExternal: false, ContainerKernelConfig: false, ContainerLock: false,
 			ContainerOutput: true, ContainerDL: true, ContainerDL + "/ipa-oci-git": false, ContainerDL + "/.ipa-oci-fetch": false},
-		"build": {ContainerBuildroot: false, ContainerExternal: false, ContainerKernelConfig: false,
+		"build": {ContainerBuildroot: false, ContainerExternal: false, ContainerKernelConfig: false, ContainerLock: false,
 			ContainerOutput: true, ContainerDL: false, ContainerCcache: true},
 	}
-	wantNetwork := map[string]string{"fetch": "host", "build": "none"}
-	for _, phase := range []string{"fetch", "build"} {
+	wantNetwork := map[string]string{"lock": "host", "fetch": "host", "build": "none"}
+	for _, phase := range []string{"lock", "fetch", "build"} {
 		c, ok := ic.seen[phase]
 		if !ok {
 			t.Errorf("no %s phase container was started", phase)

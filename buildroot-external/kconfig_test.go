@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/ipa-oci/ipa-oci/builder"
 )
 
 // requiredPackages are the Buildroot packages the image needs: the agent, the tools it
@@ -469,17 +471,19 @@ func busyboxConfig(t *testing.T, tree, file, fragments string) map[string]string
 	return vals
 }
 
-// stubWheelURL is the one wheel the stub wheels.mk of TestBuildrootShowInfo lists.
+// stubWheelURL is the one wheel of the stub wheel list TestBuildrootShowInfo hands Buildroot.
 const stubWheelURL = "https://stub.invalid/ipa-oci-test-stub/ipa_oci_test_stub-0.0.0-py3-none-any.whl"
 
 // stubExternalTree copies this tree into a temporary directory (with kernel-config beside
-// it, as in the repository) and replaces package/ironic-python-agent/wheels.mk by a STUB that
-// lists stubWheelURL: the committed wheels.mk lists no wheels until utils/update-ipa-wheels.sh
-// runs with network, and the package refuses every build target (show-info included) then.
-func stubExternalTree(t *testing.T) string {
+// it, as in the repository) and writes, beside it, a STUB wheel list in the form `ipa-oci
+// build` generates from ipa-oci.lock (builder.Lock.WriteWheelList), listing only
+// stubWheelURL: the package refuses every build target (show-info included) without a wheel
+// list, and a real one needs `ipa-oci lock` with network. It returns the tree and the make
+// variable that names the list (IPA_OCI_WHEELS_MK=...).
+func stubExternalTree(t *testing.T) (ext, wheelsVar string) {
 	t.Helper()
 	dir := t.TempDir()
-	ext := filepath.Join(dir, "buildroot-external")
+	ext = filepath.Join(dir, "buildroot-external")
 	if err := os.CopyFS(ext, os.DirFS(".")); err != nil {
 		t.Fatal(err)
 	}
@@ -490,24 +494,26 @@ func stubExternalTree(t *testing.T) string {
 	if err := os.Symlink(kc, filepath.Join(dir, "kernel-config")); err != nil {
 		t.Fatal(err)
 	}
-	real, err := os.ReadFile("package/ironic-python-agent/wheels.mk")
-	if err != nil {
+	zeros := strings.Repeat("0", 64)
+	stub := &builder.Lock{
+		LockVersion:     builder.LockVersion,
+		Buildroot:       builder.LockedBuildroot{TreeSHA256: zeros},
+		BuilderImage:    "sha256:" + zeros,
+		IPA:             &builder.ResolvedGit{Repo: "https://stub.invalid/ipa.git", Ref: "stub", Commit: strings.Repeat("1", 40), CommitTime: 1},
+		Requirements:    &builder.ResolvedGit{Repo: "https://stub.invalid/requirements.git", Ref: "stub", Commit: strings.Repeat("2", 40), CommitTime: 1},
+		SourceDateEpoch: 1,
+		Python: &builder.LockedPython{Index: "https://stub.invalid/simple", Version: "3.12.0", Wheels: []builder.Wheel{{
+			Name: "ipa-oci-test-stub", Version: "0.0.0", URL: stubWheelURL, SHA256: zeros, Arches: []string{"amd64", "arm64"},
+		}}},
+	}
+	lists := filepath.Join(dir, "stub-wheel-list")
+	if err := os.Mkdir(lists, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var header []string
-	for _, l := range strings.Split(string(real), "\n") {
-		if strings.HasPrefix(l, "# IPA_WHEELS_REQUIREMENTS_") {
-			header = append(header, l)
-		}
-	}
-	stub := "# STUB written by buildroot-external/kconfig_test.go (TestBuildrootShowInfo), not by\n" +
-		"# utils/update-ipa-wheels.sh: it names no real wheel and only lets `make show-info` run.\n" +
-		strings.Join(header, "\n") + "\n" +
-		"IRONIC_PYTHON_AGENT_WHEELS = " + stubWheelURL + "\n"
-	if err := os.WriteFile(filepath.Join(ext, "package/ironic-python-agent/wheels.mk"), []byte(stub), 0o644); err != nil {
+	if err := stub.WriteWheelList(lists, "amd64", lists); err != nil {
 		t.Fatal(err)
 	}
-	return ext
+	return ext, builder.WheelsMkVar + "=" + filepath.Join(lists, builder.WheelsMkName)
 }
 
 type showInfoDownload struct {
@@ -534,14 +540,14 @@ func TestBuildrootShowInfo(t *testing.T) {
 		t.Skip("-short: make show-info takes about 15 s of CPU per architecture")
 	}
 	tree := buildrootTree(t)
-	ext := stubExternalTree(t)
+	ext, wheels := stubExternalTree(t)
 	selects := ownSelects(t)["BR2_PACKAGE_IRONIC_PYTHON_AGENT"]
 	for _, dc := range defconfigs(t) {
 		t.Run(archOf(dc), func(t *testing.T) {
 			t.Parallel()
 			b, cfg, _ := configured(t, tree, ext, dc)
 			vals := configValues(cfg)
-			out, _ := b.make(t, "show-info")
+			out, _ := b.make(t, wheels, "show-info")
 			var info map[string]showInfoPackage
 			if err := json.Unmarshal([]byte(out), &info); err != nil {
 				t.Fatalf("make show-info: not JSON: %v\n%.2000s", err, out)
@@ -572,6 +578,11 @@ func TestBuildrootShowInfo(t *testing.T) {
 			}
 			if want := filepath.Join(ext, "package/ironic-python-agent/ironic-python-agent.hash"); !slices.Contains(ipa.Hashes, want) {
 				t.Errorf("ironic-python-agent hash files %q lack %s", ipa.Hashes, want)
+			}
+			// The generated hash file of the wheel list: Buildroot checks every wheel against it.
+			wheelsHash := filepath.Join(filepath.Dir(strings.TrimPrefix(wheels, builder.WheelsMkVar+"=")), builder.WheelsHashName)
+			if !slices.Contains(ipa.Hashes, wheelsHash) {
+				t.Errorf("ironic-python-agent hash files %q lack the wheel list's %s", ipa.Hashes, wheelsHash)
 			}
 			n := 0
 			for _, s := range selects {

@@ -17,6 +17,8 @@ import (
 // ipa-oci.yaml.
 type buildFlags struct {
 	config       string
+	lockFile     string
+	updateLock   bool
 	cfg          builder.Config
 	builderImage string
 	user         string
@@ -54,17 +56,21 @@ func (f *buildFlags) add(fs *pflag.FlagSet, withPush bool) {
 	fs.BoolVar(&f.offline, "offline", false, "skip the fetch phase; fail if a source is not in the download cache")
 	fs.BoolVar(&f.legalInfo, "legal-info", false, "also run make legal-info and write OUTPUT/"+builder.LegalInfoName)
 	fs.BoolVar(&f.forceFetch, "force-fetch", false, "run the fetch phase even if these inputs were fetched before")
-	fs.BoolVar(&c.HostNetwork, "host-network", false, "run the fetch phase in the host's network namespace (for engines without a bridge network, e.g. dockerd --bridge=none)")
+	fs.BoolVar(&c.HostNetwork, "host-network", false, "run the fetch phase and the lock step in the host's network namespace (for engines without a bridge network, e.g. dockerd --bridge=none)")
+	fs.StringVar(&c.PythonIndex, "python-index", "", "PEP 503 index the lock resolves the agent's wheels against (default "+builder.DefaultPythonIndex+")")
+	fs.StringVar(&f.lockFile, "lock", "", "lock file (default: "+builder.LockFileName+" next to the config, or in the current directory)")
 	if !withPush {
 		return
 	}
+	fs.BoolVar(&f.updateLock, "update-lock", false, "resolve every floating input anew and rewrite the lock before building (default: use the lock; refuse one that no longer matches the config)")
 	fs.StringVar(&f.push, "push", "", "after a successful build, push to REF (HOST/REPO:TAG or oci:DIR:TAG)")
 	fs.StringVar(&f.ipaVersion, "ipa-version", "", "with --push: IPA version annotation and VERSION-ARCH tag (default: the IPA ref)")
 	fs.StringSliceVar(&f.tags, "tag", nil, "with --push: extra tag (repeatable)")
 }
 
-// options merges the config file and the flags (flags win) into builder options.
-func (f *buildFlags) options(cmd *cobra.Command, g *globalOptions) (builder.Options, error) {
+// options merges the config file and the flags (flags win) into builder options, and finds
+// the lock file's path. needOutput: the command writes build output.
+func (f *buildFlags) options(cmd *cobra.Command, g *globalOptions, needOutput bool) (builder.Options, error) {
 	path := f.config
 	if path == "" {
 		if _, err := os.Stat(builder.ConfigFileName); err == nil {
@@ -116,19 +122,23 @@ func (f *buildFlags) options(cmd *cobra.Command, g *globalOptions) (builder.Opti
 	if fl.Changed("host-network") {
 		c.HostNetwork = in.HostNetwork
 	}
+	set("python-index", &c.PythonIndex, in.PythonIndex)
 	if fl.Changed("buildroot-src") {
 		c.Buildroot.URL, c.Buildroot.SHA256 = "", ""
 	} else if fl.Changed("buildroot-url") {
 		c.Buildroot.Src = ""
 	}
-	if c.Output == "" {
+	if c.Output == "" && needOutput {
 		return builder.Options{}, errors.New("no output directory: pass --output DIR or set output in " + builder.ConfigFileName)
+	}
+	if f.lockFile == "" {
+		f.lockFile = builder.LockPath(path)
 	}
 	o := builder.Options{
 		Buildroot: c.Buildroot, External: c.External, KernelConfig: c.KernelConfig,
 		Defconfig: c.Defconfig, Arch: c.Arch, IPA: c.IPA, Requirements: c.Requirements,
 		Jobs: c.Jobs, Output: c.Output, DLDir: c.DLDir, CcacheDir: c.CcacheDir,
-		SourceDateEpoch: c.SourceDateEpoch, HostNetwork: c.HostNetwork,
+		SourceDateEpoch: c.SourceDateEpoch, HostNetwork: c.HostNetwork, PythonIndex: c.PythonIndex,
 		Offline: f.offline, LegalInfo: f.legalInfo, ForceFetch: f.forceFetch,
 		BuilderImage: c.Builder.Image, BuilderPin: c.Builder.ID,
 		User:     f.user,
@@ -146,17 +156,29 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "build",
 		Short: "Build the IPA kernel and initramfs with Buildroot in the pinned builder container",
-		Long: `Build runs Buildroot inside the builder container pinned in ipa-oci.yaml, as your user, in two
-phases: fetch (the engine's default network, or the host's with --host-network: make source, the
-external tree's ipa-oci-fetch.sh) and build (no network, download cache read-only). It writes OUTPUT/ironic-python-agent.kernel, OUTPUT/ironic-python-agent.initramfs,
-OUTPUT/build-info.json (every input and output digest, plus make show-info) and OUTPUT/build.log.
-Inputs come from ipa-oci.yaml next to the tree; flags override it. See docs/build.md.`,
+		Long: `Build runs Buildroot inside the builder container, as your user, in two phases: fetch (the
+engine's default network, or the host's with --host-network: make source, the external tree's
+ipa-oci-fetch.sh) and build (no network, download cache read-only). It writes
+OUTPUT/ironic-python-agent.kernel, OUTPUT/ironic-python-agent.initramfs, OUTPUT/build-info.json
+(every input and output digest, the lock, and make show-info) and OUTPUT/build.log.
+Inputs come from ipa-oci.yaml next to the tree (flags override it) and are pinned by
+ipa-oci.lock beside it: without a lock, build runs 'ipa-oci lock' first; a lock that no longer
+matches the configuration is refused (naming the field) unless --update-lock. See docs/build.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := f.options(cmd, g)
+			o, err := f.options(cmd, g, true)
 			if err != nil {
 				return err
 			}
+			policy := builder.LockKeep
+			if f.updateLock {
+				policy = builder.LockUpdate
+			}
+			l, _, err := builder.EnsureLock(cmd.Context(), o, f.lockFile, policy)
+			if err != nil {
+				return buildError(cmd, err)
+			}
+			o.Lock = l
 			res, err := builder.Build(cmd.Context(), o)
 			if err != nil {
 				return buildError(cmd, err)

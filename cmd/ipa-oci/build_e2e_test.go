@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +31,7 @@ import (
 func TestE2EBuildPushRebuild(t *testing.T) {
 	root := testenv.RepoRoot(t)
 	imageID, _ := e2eBuilderImage(t)
+	tag := e2eBuilderTag(t)
 	reg := testenv.StartRegistry(t)
 
 	src := bytes.Repeat([]byte("stand-in source\n"), 100)
@@ -58,14 +58,14 @@ ipa:
   repo: %s
   ref: master
 builder:
-  image: ipa-oci/builder:test
+  image: %s
   id: %q
 output: out-config
 dlDir: dl
 ccacheDir: ccache
 # The shared test engine has no bridge network; the test server is on the host's loopback.
 hostNetwork: true
-`, filepath.Join(root, "builder", "testdata", "buildroot-standin"), ipaRepo, pin))
+`, filepath.Join(root, "builder", "testdata", "buildroot-standin"), ipaRepo, tag, pin))
 	}
 
 	// A pin that does not match is refused.
@@ -191,14 +191,27 @@ func e2eBuilderImage(t *testing.T) (string, *client.Client) {
 	quiet.SetOutput(io.Discard)
 	id, err := builder.EnsureImage(ctx, cli, builder.ImageOptions{
 		Dockerfile: filepath.Join(testenv.RepoRoot(t), "Dockerfile.builder"),
-		BuildArgs:  map[string]string{"BASE_IMAGE": "ipa-oci/debian-base:bookworm"},
-		Tag:        "ipa-oci/builder:test",
+		BuildArgs:  e2eBuildArgs,
+		Tag:        e2eBuilderTag(t),
 		Log:        quiet,
 	})
 	if err != nil {
 		t.Fatalf("builder image (scripts/setup-test-env.sh imports its base): %v", err)
 	}
 	return id, cli
+}
+
+var e2eBuildArgs = map[string]string{"BASE_IMAGE": "ipa-oci/debian-base:bookworm"}
+
+// e2eBuilderTag is the test builder image's tag: it names the recipe, so branches with another
+// Dockerfile.builder can share the engine.
+func e2eBuilderTag(t *testing.T) string {
+	t.Helper()
+	df, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "Dockerfile.builder"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "ipa-oci/builder:test-" + builder.Recipe(df, e2eBuildArgs)[:12]
 }
 
 // offlineStandin writes an external tree whose stand-in source is already in dir/dl, so an
@@ -212,7 +225,8 @@ func offlineStandin(t *testing.T, dir, imageID string, defconfigExtra string) []
 	writeFile(t, filepath.Join(dir, "dl", "standin", "src.tar"), string(src))
 	return []string{"build", "--offline", "--buildroot-src", filepath.Join(testenv.RepoRoot(t), "builder", "testdata", "buildroot-standin"),
 		"--external", ext, "--defconfig", "t", "--source-date-epoch", "1700000000", "--builder-image", imageID,
-		"-o", filepath.Join(dir, "out"), "--dl-dir", filepath.Join(dir, "dl"), "--ccache-dir", filepath.Join(dir, "ccache")}
+		"-o", filepath.Join(dir, "out"), "--dl-dir", filepath.Join(dir, "dl"), "--ccache-dir", filepath.Join(dir, "ccache"),
+		"--lock", filepath.Join(dir, "ipa-oci.lock")}
 }
 
 // TestE2EBuildProgressOnTTY runs `ipa-oci build` on a pseudo-terminal (util-linux script):
@@ -269,7 +283,7 @@ func TestE2ERebuildDetectsIrreproducibleBuild(t *testing.T) {
 
 func TestE2EBuilderDiff(t *testing.T) {
 	imageID, _ := e2eBuilderImage(t)
-	r := ipa(t, "builder", "diff", imageID, "ipa-oci/builder:test")
+	r := ipa(t, "builder", "diff", imageID, e2eBuilderTag(t))
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "identical: ") {
 		t.Errorf("diff of an image with itself: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -308,149 +322,6 @@ func gitRepo(t *testing.T, bare string) string {
 		}
 	}
 	return "file://" + bare
-}
-
-// TestE2ERebuildRequirementsBranch builds with `requirements:` given as a branch, the way the
-// default configuration does, through the real buildroot-external post-build.sh (copied
-// unchanged, run by the stand-in as Buildroot runs BR2_ROOTFS_POST_BUILD_SCRIPT with the real
-// defconfig's BR2_ROOTFS_POST_SCRIPT_ARGS): it refuses a requirements ref that differs from the
-// one wheels.mk names. The branch then moves on; `rebuild` must pass the recorded ref (for that
-// check) and the recorded commit (what is fetched), reproduce the bytes and write the same
-// build-info.
-func TestE2ERebuildRequirementsBranch(t *testing.T) {
-	root := testenv.RepoRoot(t)
-	imageID, _ := e2eBuilderImage(t)
-	reg := testenv.StartRegistry(t)
-	dir := t.TempDir()
-	ext := filepath.Join(dir, "buildroot-external")
-	ipaRepo := gitRepo(t, filepath.Join(dir, "ipa.git"))
-	reqRepo := gitRepo(t, filepath.Join(dir, "requirements.git"))
-
-	// The real post-build script and the real defconfig's wiring of its arguments.
-	realExt := filepath.Join(root, "buildroot-external")
-	postBuild, err := os.ReadFile(filepath.Join(realExt, "board", "ipa", "post-build.sh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(ext, "board", "ipa", "post-build.sh"), string(postBuild))
-	os.Chmod(filepath.Join(ext, "board", "ipa", "post-build.sh"), 0o755)
-	checkTools, err := os.ReadFile(filepath.Join(realExt, "board", "ipa", "check-tools.sh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(ext, "board", "ipa", "check-tools.sh"), string(checkTools))
-	os.Chmod(filepath.Join(ext, "board", "ipa", "check-tools.sh"), 0o755)
-	_, toolList, _ := strings.Cut(string(checkTools), "\nTOOLS=\"")
-	toolList, _, _ = strings.Cut(toolList, "\"")
-	if len(strings.Fields(toolList)) < 30 {
-		t.Fatalf("TOOLS list of check-tools.sh not found (got %q)", toolList)
-	}
-	realDefconfig, err := os.ReadFile(filepath.Join(realExt, "configs", "ipa_x86_64_defconfig"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wiring []string
-	for _, l := range strings.Split(string(realDefconfig), "\n") {
-		if strings.HasPrefix(l, "BR2_ROOTFS_POST_BUILD_SCRIPT=") || strings.HasPrefix(l, "BR2_ROOTFS_POST_SCRIPT_ARGS=") {
-			wiring = append(wiring, l)
-		}
-	}
-	if len(wiring) != 2 {
-		t.Fatalf("the real defconfig's post-build wiring: %q", wiring)
-	}
-	src := []byte("stand-in source\n")
-	writeFile(t, filepath.Join(dir, "dl", "standin", "src.tar"), string(src))
-	// Kconfig defaults of the real Config.in; ipa-oci overrides them on make's command line.
-	writeFile(t, filepath.Join(ext, "configs", "e2e_defconfig"), fmt.Sprintf(`STANDIN_SOURCE_URL="http://127.0.0.1:9/src.tar"
-STANDIN_SOURCE_SHA256=%q
-BR2_IPA_GIT_URL="https://opendev.org/openstack/ironic-python-agent.git"
-BR2_IPA_GIT_REF="12.0.0"
-BR2_IPA_REQUIREMENTS_GIT_URL="https://opendev.org/openstack/requirements.git"
-BR2_IPA_REQUIREMENTS_GIT_REF="stable/2026.1"
-%s
-`, sha256Hex(src), strings.Join(wiring, "\n")))
-	// wheels.mk as utils/update-ipa-wheels.sh writes it for this requirements repo and branch.
-	writeFile(t, filepath.Join(ext, "package", "ironic-python-agent", "wheels.mk"), fmt.Sprintf(
-		"# GENERATED by utils/update-ipa-wheels.sh — do not edit.\n# IPA_WHEELS_REQUIREMENTS_URL = %s\n# IPA_WHEELS_REQUIREMENTS_REF = master\nIRONIC_PYTHON_AGENT_WHEELS =\n", reqRepo))
-	// The stand-in builds no agent: empty placeholders stand for the programs post-build.sh
-	// checks for (check-tools.sh's list) after the wheel-list check, the check under test.
-	for _, tool := range append(strings.Fields(toolList), "ironic-python-agent") {
-		p := filepath.Join(ext, "rootfs-overlay", "usr", "bin", tool)
-		writeFile(t, p, "")
-		os.Chmod(p, 0o755)
-	}
-	cfg := filepath.Join(dir, "ipa-oci.yaml")
-	writeFile(t, cfg, fmt.Sprintf(`buildroot:
-  src: %s
-defconfig: e2e
-ipa:
-  repo: %s
-  ref: master
-requirements:
-  repo: %s
-  ref: master
-builder:
-  image: ipa-oci/builder:test
-  id: %q
-dlDir: dl
-ccacheDir: ccache
-`, filepath.Join(root, "builder", "testdata", "buildroot-standin"), ipaRepo, reqRepo, imageID))
-
-	ref := reg.Host + "/ipa/reqbranch:1"
-	out := filepath.Join(dir, "out")
-	r := ipa(t, "build", "-c", cfg, "-o", out, "--host-network", "--push", ref, "--plain-http", "--ipa-version", "1")
-	if r.code != 0 {
-		t.Fatalf("build: exit %d\n%s", r.code, r.stderr)
-	}
-	if !strings.Contains(string(mustReadFile(t, filepath.Join(out, builder.BuildLogName))), "Executing post-build script /ipa/external/board/ipa/post-build.sh") {
-		t.Fatal("the build did not run post-build.sh")
-	}
-	bi, err := builder.ReadBuildInfoFile(filepath.Join(out, builder.BuildInfoName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bi.Inputs.Requirements == nil || bi.Inputs.Requirements.Ref != "master" || len(bi.Inputs.Requirements.Commit) != 40 {
-		t.Fatalf("build-info requirements: %+v", bi.Inputs.Requirements)
-	}
-	wantInfo := "REQUIREMENTS_GIT_URL=" + reqRepo + "\nREQUIREMENTS_GIT_REF=master\n"
-	if got := initramfsFile(t, filepath.Join(out, builder.InitramfsName), "*etc/ipa-build-info"); !strings.Contains(got, wantInfo) {
-		t.Errorf("post-build's /etc/ipa-build-info:\n%s\nwant it to contain:\n%s", got, wantInfo)
-	}
-
-	// The branch moves on; the auditor's rebuild still builds the recorded commit, named master.
-	commitTo(t, filepath.Join(dir, "requirements.git"), "1700000500")
-	r = ipa(t, "rebuild", ref, "--plain-http", "-c", cfg, "--host-network", "-o", filepath.Join(dir, "rebuilt"))
-	if r.code != 0 || strings.Count(r.stdout, "MATCH ") != 2 {
-		t.Fatalf("rebuild of a build with requirements on a branch: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
-	}
-	// Same inputs (the rebuild names the builder image by the recorded ID), same outputs.
-	rbi, err := builder.ReadBuildInfoFile(filepath.Join(dir, "rebuilt", builder.BuildInfoName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rbi.Inputs.BuilderImage.Ref = bi.Inputs.BuilderImage.Ref
-	got, _ := json.Marshal(rbi)
-	want, _ := json.Marshal(bi)
-	if !bytes.Equal(got, want) {
-		t.Errorf("the rebuild's build-info differs from the recorded one:\n%s\nvs\n%s", got, want)
-	}
-}
-
-// commitTo adds a commit (fixed date) on master of the bare repository made by gitRepo.
-func commitTo(t *testing.T, bare, date string) {
-	t.Helper()
-	work := bare + ".work"
-	writeFile(t, filepath.Join(work, "CHANGES"), date+"\n")
-	env := append(os.Environ(), "GIT_AUTHOR_DATE="+date+" +0000", "GIT_COMMITTER_DATE="+date+" +0000",
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org")
-	for _, args := range [][]string{{"-C", work, "add", "."}, {"-C", work, "commit", "-q", "-m", "change"},
-		{"-C", work, "push", "-q", bare, "master"}} {
-		cmd := exec.Command("git", args...)
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
 }
 
 // initramfsFile extracts one file from an xz-compressed newc initramfs (xz and cpio).

@@ -16,7 +16,8 @@ func newRebuildCmd(g *globalOptions) *cobra.Command {
 		Use:   "rebuild REF",
 		Short: "Rebuild a published ramdisk from its build-info and report whether the digests match",
 		Long: `Rebuild reads the build-info attached to REF for --arch (default amd64) and rebuilds with exactly the recorded
-inputs (Buildroot release, IPA and requirements commits, SOURCE_DATE_EPOCH, builder image ID), and
+inputs (the lock the build used: Buildroot release, IPA and requirements commits, the wheels,
+SOURCE_DATE_EPOCH, builder image ID; the local ipa-oci.lock plays no part), and
 prints MATCH or DIFFER for each file against both the build-info and the files published at REF.
 The external tree (and kernel config directory) must be checked out at the recorded content; the
 builder image with the recorded ID must exist locally (or pass --builder-image to try another).
@@ -46,7 +47,7 @@ Exit status: 0 when every file matches, 1 otherwise.`,
 				f.cfg.Output = dir
 				cmd.Flags().Set("output", dir)
 			}
-			local, err := f.options(cmd, g)
+			local, err := f.options(cmd, g, true)
 			if err != nil {
 				return err
 			}
@@ -85,6 +86,7 @@ Exit status: 0 when every file matches, 1 otherwise.`,
 		},
 	}
 	f.add(cmd.Flags(), false)
+	cmd.Flags().MarkHidden("lock") // a rebuild replays the build-info's lock, never a local one
 	f.reg.add(cmd)
 	return cmd
 }

@@ -50,7 +50,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(
 		newPushCmd(g), newPullCmd(g), newRollbackCmd(g), newInspectCmd(g), newVerifyCmd(g),
-		newBuildCmd(g), newBuilderCmd(g), newRebuildCmd(g),
+		newBuildCmd(g), newBuilderCmd(g), newRebuildCmd(g), newLockCmd(g),
 	)
 	return root
 }
