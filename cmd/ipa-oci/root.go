@@ -73,9 +73,10 @@ func (g *globalOptions) setupLogging(w io.Writer) error {
 	return nil
 }
 
-// progressOut returns stderr when it is a terminal (for progress bars), nil otherwise.
-func progressOut(w io.Writer) io.Writer {
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+// progressOut returns w for progress bars and status lines when it is a terminal and logs are
+// text; nil (no progress) otherwise: a pipe, a file, or JSON logs that a machine reads.
+func (g *globalOptions) progressOut(w io.Writer) io.Writer {
+	if f, ok := w.(*os.File); ok && g.logFormat != "json" && term.IsTerminal(int(f.Fd())) {
 		return f
 	}
 	return nil
