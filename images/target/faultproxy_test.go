@@ -11,17 +11,20 @@ import (
 	"testing"
 )
 
-// faultProxy sits between the puller and a real registry and misbehaves on blob downloads.
+// faultProxy sits between ipa-oci and a real registry and misbehaves on the requests chosen:
+// blob downloads by default.
 type faultProxy struct {
 	srv *httptest.Server
 
 	mu       sync.Mutex
 	requests []seenRequest
-	// fault for the next blob GETs whose path ends with blobSuffix (the digest hex).
-	blobSuffix string
-	fail500    int   // answer this many blob GETs with 500
-	cutAfter   int64 // cut the connection after this many body bytes (once)
-	corruptAt  int64 // flip the byte at this body offset (every time), -1 for none
+	// fault for the next blob GETs whose path ends with blobSuffix (the digest hex), or for
+	// the next requests with method faultMethod (if set) whose path ends with blobSuffix.
+	blobSuffix  string
+	faultMethod string
+	fail500     int   // answer this many blob GETs with 500
+	cutAfter    int64 // cut the connection after this many body bytes (once)
+	corruptAt   int64 // flip the byte at this body offset (every time), -1 for none
 }
 
 type seenRequest struct {
@@ -36,7 +39,11 @@ func newFaultProxy(t testing.TB, registryHost string) *faultProxy {
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.requests = append(p.requests, seenRequest{r.Method, r.URL.Path, r.Header.Get("Range")})
-		isBlob := r.Method == http.MethodGet && p.blobSuffix != "" && strings.HasSuffix(r.URL.Path, p.blobSuffix)
+		method := http.MethodGet
+		if p.faultMethod != "" {
+			method = p.faultMethod
+		}
+		isBlob := r.Method == method && p.blobSuffix != "" && strings.HasSuffix(r.URL.Path, p.blobSuffix)
 		fail := isBlob && p.fail500 > 0
 		if fail {
 			p.fail500--
@@ -75,7 +82,7 @@ func (p *faultProxy) reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.requests = nil
-	p.blobSuffix, p.fail500, p.cutAfter, p.corruptAt = "", 0, 0, -1
+	p.blobSuffix, p.faultMethod, p.fail500, p.cutAfter, p.corruptAt = "", "", 0, 0, -1
 }
 
 func (p *faultProxy) set(f func(p *faultProxy)) {

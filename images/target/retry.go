@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/ipa-oci/ipa-oci/images/content"
 	"github.com/sirupsen/logrus"
@@ -18,7 +19,15 @@ import (
 // The retry policy of every registry operation lives in this file: one predicate (retryable),
 // one backoff schedule (policy.backoffFor: 1s, 3s, 9s, 10s by default), applied once per
 // operation by policy.do, and by blobReader between the requests of one blob download. The
-// layers below (one HTTP request each) never retry.
+// layers below never retry: go-containerregistry gets an authenticated transport.Wrapper,
+// which it wraps in no retry transport, and libraryRetryOff for its upload loop.
+//
+// Why not go-containerregistry's own retries (remote.WithRetryBackoff, WithRetryPredicate,
+// WithRetryStatusCodes)? Its Backoff cannot express this schedule: a Cap ends the loop at the
+// sleep that reaches it (Duration 1s, Factor 3, Steps 5, Cap 10s gives 3 attempts, not 5),
+// and without a Cap the fourth wait is 27s; it waits with time.Sleep, deaf to cancellation;
+// it logs through its own global logger; and it cannot retry the Range request of a resumed
+// download, which is not its own. So the policy is applied here, once, and the library's is off.
 
 // policy is the retry policy: how many retries, the first wait, the cap, how to wait.
 type policy struct {
@@ -44,10 +53,6 @@ func (p policy) backoffFor(n int) time.Duration {
 
 // retryable reports whether err is worth another attempt: 5xx, 429, 408, broken connections.
 func retryable(err error) bool {
-	var se *statusError
-	if errors.As(err, &se) {
-		return se.code >= 500 || se.code == http.StatusTooManyRequests || se.code == http.StatusRequestTimeout
-	}
 	var te *transport.Error
 	if errors.As(err, &te) {
 		return te.StatusCode >= 500 || te.StatusCode == http.StatusTooManyRequests || te.StatusCode == http.StatusRequestTimeout
@@ -92,6 +97,16 @@ func (p policy) wait(ctx context.Context, what string, attempt int, err error) e
 	d := p.backoffFor(attempt)
 	p.log.WithFields(map[string]any{"op": what, "attempt": attempt + 1, "wait": d.String()}).WithError(err).Warn("retrying")
 	return p.sleep(ctx, d)
+}
+
+// libraryRetryOff switches go-containerregistry's operation-level retries off (its upload and
+// manifest PUT loops): one attempt each, whatever the predicate says.
+func libraryRetryOff() []remote.Option {
+	return []remote.Option{
+		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
+		remote.WithRetryPredicate(func(error) bool { return false }),
+		remote.WithRetryStatusCodes(),
+	}
 }
 
 // sleepCtx waits for d or until ctx is done.
