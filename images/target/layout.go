@@ -9,7 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
+	"syscall"
 
 	"github.com/ipa-oci/ipa-oci/images/content"
 	"github.com/opencontainers/go-digest"
@@ -20,9 +20,16 @@ import (
 // layoutTarget is an OCI image layout directory (oci-layout, index.json, blobs/): the embedded
 // default that needs no server, and the format of air-gapped copies. Tags are index.json entries
 // annotated org.opencontainers.image.ref.name.
+//
+// It is written by hand rather than with go-containerregistry's layout package or oras-go's
+// content/oci, which get what matters here wrong (docs/layout.md): gcr's WriteBlob writes a
+// blob in place under its digest without checking it, so an interrupted write leaves a
+// truncated blob that a later write of the right bytes does not replace; oras-go's store holds
+// index.json in memory from the moment it is opened and rewrites it whole, so two writers lose
+// each other's tags. Here a blob is verified and renamed into place, and every index.json
+// change is a read-modify-write under a lock on the directory, replaced atomically.
 type layoutTarget struct {
 	dir string
-	mu  sync.Mutex
 }
 
 func newLayout(dir string) *layoutTarget { return &layoutTarget{dir: dir} }
@@ -144,8 +151,11 @@ func (l *layoutTarget) putManifest(ctx context.Context, b content.Blob, tag stri
 	if err := l.PushBlob(ctx, b); err != nil {
 		return err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	unlock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	idx, err := l.readIndex()
 	if err != nil {
 		return err
@@ -206,6 +216,11 @@ func (l *layoutTarget) init() error {
 	if err := os.MkdirAll(l.dir, 0o755); err != nil {
 		return fmt.Errorf("%s: %w", l, err)
 	}
+	unlock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	layout, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
 	if err := content.WriteFileAtomic(filepath.Join(l.dir, ocispec.ImageLayoutFile), layout); err != nil {
 		return err
@@ -215,4 +230,19 @@ func (l *layoutTarget) init() error {
 	}
 	idx, _ := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}})
 	return content.WriteFileAtomic(filepath.Join(l.dir, "index.json"), idx)
+}
+
+// lock takes an exclusive flock(2) on the layout directory, held while index.json is read,
+// changed and replaced: writers in other processes (or other targets on the same directory)
+// wait instead of overwriting each other's changes.
+func (l *layoutTarget) lock() (unlock func(), err error) {
+	d, err := os.Open(l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", l, err)
+	}
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("lock %s: %w", l, err)
+	}
+	return func() { syscall.Flock(int(d.Fd()), syscall.LOCK_UN); d.Close() }, nil
 }
