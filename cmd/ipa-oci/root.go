@@ -42,15 +42,17 @@ func newRootCmd() *cobra.Command {
 		Short:         "Build, publish and pull Ironic Python Agent ramdisks as OCI artifacts",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionText(),
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return g.setupLogging(cmd.ErrOrStderr())
 		},
 	}
+	root.SetVersionTemplate("{{.Version}}")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(
 		newPushCmd(g), newPullCmd(g), newRollbackCmd(g), newInspectCmd(g), newVerifyCmd(g),
-		newBuildCmd(g), newBuilderCmd(g), newRebuildCmd(g),
+		newBuildCmd(g), newBuilderCmd(g), newRebuildCmd(g), newVersionCmd(),
 	)
 	return root
 }
