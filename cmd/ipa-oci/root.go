@@ -42,12 +42,11 @@ func newRootCmd() *cobra.Command {
 		Short:         "Build, publish and pull Ironic Python Agent ramdisks as OCI artifacts",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       versionText(),
+		Version:       buildVersion(),
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return g.setupLogging(cmd.ErrOrStderr())
 		},
 	}
-	root.SetVersionTemplate("{{.Version}}")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(

@@ -46,7 +46,7 @@ func wantVersion(goVersion, module, revision string, modified bool) string {
 	} else if modified {
 		revision += "+dirty"
 	}
-	return "ipa-oci " + module + "\nrevision: " + revision + "\ngo: " + goVersion + "\n"
+	return "ipa-oci version " + module + "\nrevision: " + revision + "\ngo: " + goVersion + "\n"
 }
 
 // TestE2EVersion: `ipa-oci version` and `ipa-oci --version` print the same three lines, which
