@@ -20,7 +20,7 @@ import (
 // one backoff schedule (policy.backoffFor: 1s, 3s, 9s, 10s by default), applied once per
 // operation by policy.do, and by blobReader between the requests of one blob download. The
 // layers below never retry: go-containerregistry gets an authenticated transport.Wrapper,
-// which it wraps in no retry transport, and libraryRetryOff for its upload loop.
+// which it wraps in no retry transport, and libraryRetryOff for its upload and PUT loops.
 //
 // Why not go-containerregistry's own retries (remote.WithRetryBackoff, WithRetryPredicate,
 // WithRetryStatusCodes)? Its Backoff cannot express this schedule: a Cap ends the loop at the
