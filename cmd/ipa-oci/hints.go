@@ -5,7 +5,7 @@ import (
 
 	"github.com/ipa-oci/ipa-oci/images/artifact"
 	"github.com/ipa-oci/ipa-oci/images/bootdir"
-	"github.com/ipa-oci/ipa-oci/images/target"
+	"github.com/ipa-oci/ipa-oci/images/store"
 )
 
 // flagHints name the command-line flag that changes the outcome of an error of each kind: the
@@ -14,7 +14,7 @@ var flagHints = []struct {
 	kind error
 	hint string
 }{
-	{target.ErrHandshake, "check the host, --plain-http for HTTP registries, and credentials in the docker config"},
+	{store.ErrHandshake, "check the host, --plain-http for HTTP registries, and credentials in the docker config"},
 	{bootdir.ErrPinMismatch, "update --pin to accept it"},
 	{bootdir.ErrKernelArg, "--kernel-arg"},
 	{artifact.ErrNoBuildInfo, "push with --build-info"},

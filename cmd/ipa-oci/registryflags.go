@@ -2,7 +2,7 @@ package main
 
 import (
 	"github.com/ipa-oci/ipa-oci/images/content"
-	"github.com/ipa-oci/ipa-oci/images/target"
+	"github.com/ipa-oci/ipa-oci/images/store"
 	"github.com/spf13/cobra"
 )
 
@@ -17,9 +17,9 @@ func (r *registryFlags) add(cmd *cobra.Command) {
 
 // open parses ref into the target it names, with logging and (on a terminal) upload progress.
 func (r *registryFlags) open(g *globalOptions, cmd *cobra.Command, ref string) (content.Target, content.Reference, error) {
-	return target.Parse(ref,
-		target.WithPlainHTTP(r.plainHTTP),
-		target.WithLogger(g.log),
-		target.WithProgress(g.progressOut(cmd.ErrOrStderr())),
+	return store.Parse(ref,
+		store.WithPlainHTTP(r.plainHTTP),
+		store.WithLogger(g.log),
+		store.WithProgress(g.progressOut(cmd.ErrOrStderr())),
 	)
 }

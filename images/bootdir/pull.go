@@ -41,7 +41,7 @@ type PullResult struct {
 	Repaired []string
 }
 
-// Source is what Pull reads from: a registry repository or an OCI layout (package target), or
+// Source is what Pull reads from: a registry repository or an OCI layout (package store), or
 // anything else that resolves tags and serves manifests and blobs.
 type Source interface {
 	content.Resolver

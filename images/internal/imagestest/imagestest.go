@@ -10,14 +10,14 @@ import (
 	"github.com/ipa-oci/ipa-oci/images/artifact"
 	"github.com/ipa-oci/ipa-oci/images/bootdir"
 	"github.com/ipa-oci/ipa-oci/images/content"
-	"github.com/ipa-oci/ipa-oci/images/target"
+	"github.com/ipa-oci/ipa-oci/images/store"
 	"github.com/ipa-oci/ipa-oci/internal/testenv"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Push pushes req to ref.
-func Push(ctx context.Context, ref string, req artifact.PushRequest, opts ...target.Option) (ocispec.Descriptor, error) {
-	dst, r, err := target.Parse(ref, opts...)
+func Push(ctx context.Context, ref string, req artifact.PushRequest, opts ...store.Option) (ocispec.Descriptor, error) {
+	dst, r, err := store.Parse(ref, opts...)
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
@@ -25,8 +25,8 @@ func Push(ctx context.Context, ref string, req artifact.PushRequest, opts ...tar
 }
 
 // Pull pulls ref into po.Dest.
-func Pull(ctx context.Context, ref string, po bootdir.PullOptions, opts ...target.Option) (*bootdir.PullResult, error) {
-	src, r, err := target.Parse(ref, opts...)
+func Pull(ctx context.Context, ref string, po bootdir.PullOptions, opts ...store.Option) (*bootdir.PullResult, error) {
+	src, r, err := store.Parse(ref, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -34,8 +34,8 @@ func Pull(ctx context.Context, ref string, po bootdir.PullOptions, opts ...targe
 }
 
 // Inspect inspects ref.
-func Inspect(ctx context.Context, ref string, opts ...target.Option) (*artifact.Inspection, error) {
-	src, r, err := target.Parse(ref, opts...)
+func Inspect(ctx context.Context, ref string, opts ...store.Option) (*artifact.Inspection, error) {
+	src, r, err := store.Parse(ref, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -43,8 +43,8 @@ func Inspect(ctx context.Context, ref string, opts ...target.Option) (*artifact.
 }
 
 // FetchBuildInfo returns the build info attached to ref for arch.
-func FetchBuildInfo(ctx context.Context, ref, arch string, opts ...target.Option) ([]byte, error) {
-	src, r, err := target.Parse(ref, opts...)
+func FetchBuildInfo(ctx context.Context, ref, arch string, opts ...store.Option) ([]byte, error) {
+	src, r, err := store.Parse(ref, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -52,11 +52,11 @@ func FetchBuildInfo(ctx context.Context, ref, arch string, opts ...target.Option
 }
 
 // Verify verifies the pull destination dir, and against ref unless it is empty.
-func Verify(ctx context.Context, dir, against string, opts ...target.Option) ([]bootdir.Mismatch, error) {
+func Verify(ctx context.Context, dir, against string, opts ...store.Option) ([]bootdir.Mismatch, error) {
 	var src bootdir.Source
 	var r content.Reference
 	if against != "" {
-		t, ref, err := target.Parse(against, opts...)
+		t, ref, err := store.Parse(against, opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -67,7 +67,7 @@ func Verify(ctx context.Context, dir, against string, opts ...target.Option) ([]
 
 // PushFake pushes a fresh random kernel and initramfs (initramfsSize bytes) to ref as version
 // and returns the file paths.
-func PushFake(t testing.TB, ref, version string, initramfsSize int, opts ...target.Option) (kernel, initramfs string) {
+func PushFake(t testing.TB, ref, version string, initramfsSize int, opts ...store.Option) (kernel, initramfs string) {
 	t.Helper()
 	dir := t.TempDir()
 	kernel, initramfs = testenv.FakeKernel(t, dir, 64<<10), testenv.FakeInitramfs(t, dir, initramfsSize)

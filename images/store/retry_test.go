@@ -1,4 +1,4 @@
-package target_test
+package store_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/ipa-oci/ipa-oci/images/artifact"
 	"github.com/ipa-oci/ipa-oci/images/bootdir"
 	"github.com/ipa-oci/ipa-oci/images/internal/imagestest"
-	"github.com/ipa-oci/ipa-oci/images/target"
+	"github.com/ipa-oci/ipa-oci/images/store"
 	"github.com/ipa-oci/ipa-oci/internal/testenv"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 )
@@ -34,25 +34,25 @@ func TestRegistryRetryIsOneLayer(t *testing.T) {
 	fresh := testenv.FakeKernel(t, t.TempDir(), 64<<10) // a blob the registry does not have
 	for _, c := range []struct {
 		name, method, suffix string
-		run                  func(opts ...target.Option) error
+		run                  func(opts ...store.Option) error
 	}{
-		{"resolve", "HEAD", "/manifests/one", func(opts ...target.Option) error {
+		{"resolve", "HEAD", "/manifests/one", func(opts ...store.Option) error {
 			_, err := imagestest.Pull(ctx, repo+":one", bootdir.PullOptions{Dest: t.TempDir()}, opts...)
 			return err
 		}},
-		{"fetch manifest", "GET", "/manifests/one", func(opts ...target.Option) error {
+		{"fetch manifest", "GET", "/manifests/one", func(opts ...store.Option) error {
 			_, err := imagestest.FetchBuildInfo(ctx, repo+":one", "amd64", opts...)
 			return err
 		}},
-		{"referrers", "GET", "/referrers/" + idx.Digest.String(), func(opts ...target.Option) error {
+		{"referrers", "GET", "/referrers/" + idx.Digest.String(), func(opts ...store.Option) error {
 			_, err := imagestest.FetchBuildInfo(ctx, repo+":one", "amd64", opts...)
 			return err
 		}},
-		{"push manifest", "PUT", "/manifests/two", func(opts ...target.Option) error {
+		{"push manifest", "PUT", "/manifests/two", func(opts ...store.Option) error {
 			_, err := imagestest.Push(ctx, repo+":two", artifact.PushRequest{Kernel: k, Initramfs: i, IPAVersion: "1"}, opts...)
 			return err
 		}},
-		{"push blob", "POST", "/blobs/uploads/", func(opts ...target.Option) error {
+		{"push blob", "POST", "/blobs/uploads/", func(opts ...store.Option) error {
 			_, err := imagestest.Push(ctx, repo+":three", artifact.PushRequest{Kernel: fresh, Initramfs: i, IPAVersion: "3"}, opts...)
 			return err
 		}},
@@ -61,7 +61,7 @@ func TestRegistryRetryIsOneLayer(t *testing.T) {
 			proxy.reset()
 			proxy.set(func(p *faultProxy) { p.faultMethod, p.blobSuffix, p.fail500 = c.method, c.suffix, 1<<30 })
 			logger, hook := logtest.NewNullLogger()
-			err := c.run(target.WithRetry(4, time.Millisecond), target.WithLogger(logger))
+			err := c.run(store.WithRetry(4, time.Millisecond), store.WithLogger(logger))
 			if err == nil || !strings.Contains(err.Error(), "500 Internal Server Error") {
 				t.Fatalf("against a registry answering %s %s with 500: err = %v, want the 500 named", c.method, c.suffix, err)
 			}

@@ -1,4 +1,4 @@
-package target_test
+package store_test
 
 import (
 	"io"

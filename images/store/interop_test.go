@@ -1,4 +1,4 @@
-package target_test
+package store_test
 
 // Interoperability tests against a real CNCF Distribution registry: what ipa-oci pushes, oras
 // and crane read byte-exact (and Ironic's requirements on the manifests hold); what oras
@@ -24,7 +24,7 @@ import (
 	"github.com/ipa-oci/ipa-oci/images/artifact"
 	"github.com/ipa-oci/ipa-oci/images/bootdir"
 	"github.com/ipa-oci/ipa-oci/images/internal/imagestest"
-	"github.com/ipa-oci/ipa-oci/images/target"
+	"github.com/ipa-oci/ipa-oci/images/store"
 	"github.com/ipa-oci/ipa-oci/internal/testenv"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -202,7 +202,7 @@ func TestInteropOrasAndCraneReadIpaOciPush(t *testing.T) {
 		Kernel: files.kernel, Initramfs: files.initramfs, IPAVersion: "2025.1",
 		Revision: "0123abcd", Source: "https://opendev.org/openstack/ironic-python-agent",
 		Created: time.Unix(1700000000, 0), BuildInfo: files.buildInfo,
-	}, target.WithPlainHTTP(true))
+	}, store.WithPlainHTTP(true))
 	if err != nil {
 		t.Fatalf("push: %v", err)
 	}
@@ -343,7 +343,7 @@ func TestInteropIpaOciPullsOrasArtifact(t *testing.T) {
 	}
 
 	dest := filepath.Join(t.TempDir(), "tftpboot")
-	res, err := imagestest.Pull(ctx, repo+":2025.1", bootdir.PullOptions{Dest: dest}, target.WithPlainHTTP(true))
+	res, err := imagestest.Pull(ctx, repo+":2025.1", bootdir.PullOptions{Dest: dest}, store.WithPlainHTTP(true))
 	if err != nil {
 		t.Fatalf("pull of the oras-made artifact: %v", err)
 	}
@@ -369,7 +369,7 @@ func TestInteropIpaOciPullsOrasArtifact(t *testing.T) {
 	}
 
 	// A second pull finds DIR up to date.
-	res, err = imagestest.Pull(ctx, repo+":2025.1", bootdir.PullOptions{Dest: dest}, target.WithPlainHTTP(true))
+	res, err = imagestest.Pull(ctx, repo+":2025.1", bootdir.PullOptions{Dest: dest}, store.WithPlainHTTP(true))
 	if err != nil || res.Updated {
 		t.Fatalf("second pull: updated=%v err=%v, want up to date", res != nil && res.Updated, err)
 	}
@@ -395,7 +395,7 @@ func TestInteropLayoutCopiedByOras(t *testing.T) {
 
 	interopCraneManifest(t, crane, repo+":2025.1", idxDesc)
 	dest := t.TempDir()
-	res, err := imagestest.Pull(ctx, repo+":2025.1", bootdir.PullOptions{Dest: dest}, target.WithPlainHTTP(true))
+	res, err := imagestest.Pull(ctx, repo+":2025.1", bootdir.PullOptions{Dest: dest}, store.WithPlainHTTP(true))
 	if err != nil {
 		t.Fatalf("pull after oras copy: %v", err)
 	}
@@ -408,7 +408,7 @@ func TestInteropLayoutCopiedByOras(t *testing.T) {
 
 	// oras copy -r carried the build-info referrer into the registry's fallback tag, where
 	// ipa-oci finds it again.
-	info, err := imagestest.FetchBuildInfo(ctx, repo+":2025.1", "amd64", target.WithPlainHTTP(true))
+	info, err := imagestest.FetchBuildInfo(ctx, repo+":2025.1", "amd64", store.WithPlainHTTP(true))
 	if err != nil {
 		t.Fatalf("build info after oras copy -r: %v", err)
 	}
@@ -432,11 +432,11 @@ func TestInteropMultiArchMerge(t *testing.T) {
 	repo := reg.Host + "/ipa/multi"
 
 	if _, err := imagestest.Push(ctx, repo+":2025.1", artifact.PushRequest{Kernel: amd.kernel, Initramfs: amd.initramfs,
-		IPAVersion: "2025.1", BuildInfo: []byte(`{"arch":"amd64"}`)}, target.WithPlainHTTP(true)); err != nil {
+		IPAVersion: "2025.1", BuildInfo: []byte(`{"arch":"amd64"}`)}, store.WithPlainHTTP(true)); err != nil {
 		t.Fatalf("push amd64: %v", err)
 	}
 	merged, err := imagestest.Push(ctx, repo+":2025.1", artifact.PushRequest{Arch: "arm64", Kernel: arm.kernel, Initramfs: arm.initramfs,
-		IPAVersion: "2025.1", BuildInfo: []byte(`{"arch":"arm64"}`)}, target.WithPlainHTTP(true))
+		IPAVersion: "2025.1", BuildInfo: []byte(`{"arch":"arm64"}`)}, store.WithPlainHTTP(true))
 	if err != nil {
 		t.Fatalf("push arm64: %v", err)
 	}

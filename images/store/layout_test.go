@@ -1,4 +1,4 @@
-package target_test
+package store_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/ipa-oci/ipa-oci/images/content"
-	"github.com/ipa-oci/ipa-oci/images/target"
+	"github.com/ipa-oci/ipa-oci/images/store"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -24,7 +24,7 @@ func TestLayoutConcurrentTags(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*tags)
 	for w := range writers {
-		dst, _, err := target.Parse("oci:" + dir + ":x")
+		dst, _, err := store.Parse("oci:" + dir + ":x")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +45,7 @@ func TestLayoutConcurrentTags(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	src, _, err := target.Parse("oci:" + dir + ":x")
+	src, _, err := store.Parse("oci:" + dir + ":x")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package target_test
+package store_test
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	"github.com/ipa-oci/ipa-oci/images/artifact"
 	"github.com/ipa-oci/ipa-oci/images/bootdir"
 	"github.com/ipa-oci/ipa-oci/images/internal/imagestest"
-	"github.com/ipa-oci/ipa-oci/images/target"
+	"github.com/ipa-oci/ipa-oci/images/store"
 	"github.com/ipa-oci/ipa-oci/internal/testenv"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -151,7 +151,7 @@ func TestPushPullWithCredentials(t *testing.T) {
 	src := t.TempDir()
 	k, i := testenv.FakeKernel(t, src, 8<<10), testenv.FakeInitramfs(t, src, 8<<10)
 	req := artifact.PushRequest{Kernel: k, Initramfs: i, IPAVersion: "1"}
-	_, err := imagestest.Push(context.Background(), ref, req, target.WithRetry(0, 0))
+	_, err := imagestest.Push(context.Background(), ref, req, store.WithRetry(0, 0))
 	if err == nil || !strings.Contains(err.Error(), reg.Host) || !strings.Contains(err.Error(), "docker login "+reg.Host) {
 		t.Fatalf("push without credentials: err = %v, want an unauthorized error naming %s", err, reg.Host)
 	}

@@ -1,4 +1,4 @@
-package target_test
+package store_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/ipa-oci/ipa-oci/images/bootdir"
 	"github.com/ipa-oci/ipa-oci/images/content"
 	"github.com/ipa-oci/ipa-oci/images/internal/imagestest"
-	"github.com/ipa-oci/ipa-oci/images/target"
+	"github.com/ipa-oci/ipa-oci/images/store"
 	"github.com/ipa-oci/ipa-oci/internal/testenv"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 )
@@ -52,8 +52,8 @@ func newFaultFixture(t *testing.T) *faultFixture {
 	return f
 }
 
-func fastRetry() []target.Option {
-	return []target.Option{target.WithRetry(3, 10*time.Millisecond)}
+func fastRetry() []store.Option {
+	return []store.Option{store.WithRetry(3, 10*time.Millisecond)}
 }
 
 func (f *faultFixture) partials(t *testing.T) []string {
@@ -118,7 +118,7 @@ func TestPullResumesCutConnection(t *testing.T) {
 func TestPullInterruptedThenResumedOnNextRun(t *testing.T) {
 	f := newFaultFixture(t)
 	f.proxy.set(func(p *faultProxy) { p.blobSuffix, p.cutAfter = f.v2InitramfsHex, 2<<20 })
-	noRetry := target.WithRetry(0, time.Millisecond)
+	noRetry := store.WithRetry(0, time.Millisecond)
 	_, err := imagestest.Pull(context.Background(), f.ref, bootdir.PullOptions{Dest: f.dir}, noRetry)
 	if err == nil {
 		t.Fatal("pull with a cut connection and no retries succeeded")
@@ -279,7 +279,7 @@ func TestPullRetryIsOneLayer(t *testing.T) {
 	f.proxy.set(func(p *faultProxy) { p.blobSuffix, p.fail500 = f.v2InitramfsHex, 1<<30 })
 	logger, hook := logtest.NewNullLogger()
 	_, err := imagestest.Pull(context.Background(), f.ref, bootdir.PullOptions{Dest: f.dir},
-		target.WithRetry(4, time.Millisecond), target.WithLogger(logger))
+		store.WithRetry(4, time.Millisecond), store.WithLogger(logger))
 	if err == nil || !strings.Contains(err.Error(), "Internal Server Error") {
 		t.Fatalf("pull against a blob answering 500: err = %v, want the 500 named", err)
 	}
@@ -312,7 +312,7 @@ func TestPullRetryDefaultSchedule(t *testing.T) {
 		return ctx.Err()
 	}
 	logger, hook := logtest.NewNullLogger()
-	_, err := imagestest.Pull(context.Background(), f.ref, bootdir.PullOptions{Dest: f.dir}, target.WithSleep(sleep), target.WithLogger(logger))
+	_, err := imagestest.Pull(context.Background(), f.ref, bootdir.PullOptions{Dest: f.dir}, store.WithSleep(sleep), store.WithLogger(logger))
 	if err == nil || !strings.Contains(err.Error(), "Internal Server Error") {
 		t.Fatalf("pull against a blob answering 500: err = %v, want the 500 named", err)
 	}

@@ -1,9 +1,9 @@
-// Package target is where artifacts live: a repository in an OCI distribution registry
+// Package store is where artifacts are stored: a repository in an OCI distribution registry
 // (reached through go-containerregistry) or an OCI image layout directory. Both implement
 // content.Target, so push, pull and inspect are written once against the small interfaces of
 // package content; Parse turns a reference string into a target and a content.Reference. All
 // registry retries happen here, under the one policy of retry.go.
-package target
+package store
 
 import (
 	"errors"
