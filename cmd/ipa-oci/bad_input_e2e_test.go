@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ipa-oci/ipa-oci/images"
+	"github.com/ipa-oci/ipa-oci/images/artifact"
 	"github.com/ipa-oci/ipa-oci/internal/testenv"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
@@ -118,19 +118,19 @@ func TestE2EBadInput(t *testing.T) {
 
 	// Indexes assembled by hand with raw registry requests, each with one bad initramfs manifest.
 	raw := &rawRegistry{t: t, host: reg.Host, repo: e2eRepo}
-	kernelLayer := raw.blob(kernelBytes(30, 16<<10), images.ArtifactTypeKernel, "ironic-python-agent.kernel")
-	kernelManifest := raw.manifest(images.ArtifactTypeKernel, kernelLayer)
+	kernelLayer := raw.blob(kernelBytes(30, 16<<10), artifact.ArtifactTypeKernel, "ironic-python-agent.kernel")
+	kernelManifest := raw.manifest(artifact.ArtifactTypeKernel, kernelLayer)
 	resumable = kernelLayer.Digest.Encoded() + ".part"
 	badIndex := func(tag string, initrdManifest ocispec.Descriptor) string {
 		raw.index(tag, kernelManifest, initrdManifest)
 		return reg.Host + "/" + e2eRepo + ":" + tag
 	}
 	initrdLayer := func(seed uint64, size int) ocispec.Descriptor {
-		return raw.blob(initramfsBytes(seed, size), images.ArtifactTypeInitramfs, "ironic-python-agent.initramfs")
+		return raw.blob(initramfsBytes(seed, size), artifact.ArtifactTypeInitramfs, "ironic-python-agent.initramfs")
 	}
 
 	t.Run("hand-made good index pulls", func(t *testing.T) {
-		ref := badIndex("hand-made", raw.manifest(images.ArtifactTypeInitramfs, initrdLayer(31, 8<<10)))
+		ref := badIndex("hand-made", raw.manifest(artifact.ArtifactTypeInitramfs, initrdLayer(31, 8<<10)))
 		dir := filepath.Join(t.TempDir(), "ipa")
 		if out := mustOK(t, "pull", ref, "--dest", dir, "--plain-http"); !strings.HasPrefix(out, "updated amd64 sha256:") {
 			t.Errorf("pull of the hand-made index: %q", out)
@@ -139,13 +139,13 @@ func TestE2EBadInput(t *testing.T) {
 	})
 
 	t.Run("manifest with 0 layers", func(t *testing.T) {
-		m := raw.manifest(images.ArtifactTypeInitramfs)
+		m := raw.manifest(artifact.ArtifactTypeInitramfs)
 		ref := badIndex("zero-layers", m)
 		pullFails(t, ref, fmt.Sprintf("ipa-oci: pull %s: manifest %s: 0 layers: an ipa-oci artifact manifest has exactly one", ref, m.Digest))
 	})
 
 	t.Run("manifest with 2 layers", func(t *testing.T) {
-		m := raw.manifest(images.ArtifactTypeInitramfs, initrdLayer(32, 4096), initrdLayer(33, 4096))
+		m := raw.manifest(artifact.ArtifactTypeInitramfs, initrdLayer(32, 4096), initrdLayer(33, 4096))
 		ref := badIndex("two-layers", m)
 		pullFails(t, ref, fmt.Sprintf("ipa-oci: pull %s: manifest %s: 2 layers: an ipa-oci artifact manifest has exactly one", ref, m.Digest))
 	})
@@ -154,14 +154,14 @@ func TestE2EBadInput(t *testing.T) {
 		m := raw.manifest("application/vnd.example.firmware.v1", initrdLayer(34, 4096))
 		ref := badIndex("unknown-type", m)
 		pullFails(t, ref, fmt.Sprintf(`ipa-oci: pull %s: manifest %s: unknown artifactType "application/vnd.example.firmware.v1": want %s or %s`,
-			ref, m.Digest, images.ArtifactTypeKernel, images.ArtifactTypeInitramfs))
+			ref, m.Digest, artifact.ArtifactTypeKernel, artifact.ArtifactTypeInitramfs))
 	})
 
 	for i, title := range []string{"../../etc/cron.d/evil", "sub/ironic-python-agent.initramfs", "..", "/ironic-python-agent.initramfs"} {
 		t.Run("title "+title, func(t *testing.T) {
 			l := initrdLayer(uint64(40+i), 4096)
 			l.Annotations[ocispec.AnnotationTitle] = title
-			m := raw.manifest(images.ArtifactTypeInitramfs, l)
+			m := raw.manifest(artifact.ArtifactTypeInitramfs, l)
 			ref := badIndex(fmt.Sprintf("bad-title-%d", i), m)
 			pullFails(t, ref, fmt.Sprintf(`ipa-oci: pull %s: manifest %s: layer title %q: not a plain file name (no '/', '..' or NUL)`, ref, m.Digest, title))
 		})
@@ -170,7 +170,7 @@ func TestE2EBadInput(t *testing.T) {
 	t.Run("blob larger than its descriptor", func(t *testing.T) {
 		l := initrdLayer(50, 64<<10)
 		l.Size -= 100
-		m := raw.manifest(images.ArtifactTypeInitramfs, l)
+		m := raw.manifest(artifact.ArtifactTypeInitramfs, l)
 		ref := badIndex("blob-too-large", m)
 		pullFails(t, ref, fmt.Sprintf("ipa-oci: pull %s: ironic-python-agent.initramfs: blob %s is larger than its descriptor's %d bytes: digest mismatch", ref, l.Digest, l.Size))
 	})
@@ -178,15 +178,15 @@ func TestE2EBadInput(t *testing.T) {
 	t.Run("blob smaller than its descriptor", func(t *testing.T) {
 		l := initrdLayer(51, 64<<10)
 		l.Size += 100
-		m := raw.manifest(images.ArtifactTypeInitramfs, l)
+		m := raw.manifest(artifact.ArtifactTypeInitramfs, l)
 		ref := badIndex("blob-too-small", m)
 		pullFails(t, ref, fmt.Sprintf("ipa-oci: pull %s: ironic-python-agent.initramfs: blob %s: the registry's blob ends at %d bytes, descriptor says %d: digest mismatch", ref, l.Digest, l.Size-100, l.Size))
 	})
 
 	t.Run("wrong digest: registry serves other bytes", func(t *testing.T) {
 		data := initramfsBytes(52, 64<<10)
-		l := raw.blob(data, images.ArtifactTypeInitramfs, "ironic-python-agent.initramfs")
-		m := raw.manifest(images.ArtifactTypeInitramfs, l)
+		l := raw.blob(data, artifact.ArtifactTypeInitramfs, "ironic-python-agent.initramfs")
+		m := raw.manifest(artifact.ArtifactTypeInitramfs, l)
 		ref := badIndex("tampered-blob", m)
 		// Flip one byte of the blob in the registry's storage: it now serves bytes whose
 		// digest is not the one the descriptor names.
@@ -203,7 +203,7 @@ func TestE2EBadInput(t *testing.T) {
 	})
 
 	t.Run("index entry with the wrong manifest size", func(t *testing.T) {
-		m := raw.manifest(images.ArtifactTypeInitramfs, initrdLayer(53, 4096))
+		m := raw.manifest(artifact.ArtifactTypeInitramfs, initrdLayer(53, 4096))
 		real := m.Size
 		m.Size += 7
 		ref := badIndex("wrong-manifest-size", m)
@@ -223,7 +223,7 @@ func TestE2EBadInput(t *testing.T) {
 	})
 
 	t.Run("tag holding a single manifest instead of an index", func(t *testing.T) {
-		m := raw.manifest(images.ArtifactTypeInitramfs, initrdLayer(54, 4096))
+		m := raw.manifest(artifact.ArtifactTypeInitramfs, initrdLayer(54, 4096))
 		raw.put("manifests/not-an-index", ocispec.MediaTypeImageManifest, raw.fetched[m.Digest])
 		ref := reg.Host + "/" + e2eRepo + ":not-an-index"
 		pullFails(t, ref, fmt.Sprintf(`ipa-oci: pull %s: %s/%s:%s holds a %q, not an OCI image index: use a tag that ipa-oci pushed`,
@@ -330,9 +330,9 @@ func (r *rawRegistry) manifestRaw(body string) ocispec.Descriptor {
 func (r *rawRegistry) index(tag string, kernel, initramfs ocispec.Descriptor) {
 	r.t.Helper()
 	var entries []ocispec.Descriptor
-	for c, m := range map[images.Component]ocispec.Descriptor{images.Kernel: kernel, images.Initramfs: initramfs} {
+	for c, m := range map[artifact.Component]ocispec.Descriptor{artifact.Kernel: kernel, artifact.Initramfs: initramfs} {
 		m.Platform = &ocispec.Platform{OS: "linux", Architecture: "amd64"}
-		m.Annotations = map[string]string{images.AnnotationComponent: string(c)}
+		m.Annotations = map[string]string{artifact.AnnotationComponent: string(c)}
 		entries = append(entries, m)
 	}
 	idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: entries}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ipa-oci/ipa-oci/builder"
-	"github.com/ipa-oci/ipa-oci/images"
+	"github.com/ipa-oci/ipa-oci/images/artifact"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -143,7 +143,7 @@ func (f *buildFlags) options(cmd *cobra.Command, g *globalOptions, needOutput bo
 		BuilderImage: c.Builder.Image, BuilderPin: c.Builder.ID,
 		User:     f.user,
 		Log:      g.log,
-		Progress: progressOut(cmd.ErrOrStderr()),
+		Progress: g.progressOut(cmd.ErrOrStderr()),
 	}
 	if f.builderImage != "" {
 		o.BuilderImage, o.AllowUnpinned = f.builderImage, true
@@ -213,7 +213,7 @@ func pushBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, res *builder
 		return err
 	}
 	in := res.Info.Inputs
-	req := images.PushRequest{
+	req := artifact.PushRequest{
 		Arch: in.Arch, Kernel: res.Kernel, Initramfs: res.Initramfs,
 		IPAVersion: f.ipaVersion, Created: time.Unix(in.SourceDateEpoch, 0).UTC(),
 		BuildInfo: bi, Tags: f.tags,
@@ -224,7 +224,11 @@ func pushBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, res *builder
 			req.IPAVersion = in.IPA.Ref
 		}
 	}
-	desc, err := images.Push(cmd.Context(), f.push, req, f.reg.options(g, cmd)...)
+	t, ref, err := f.reg.open(g, cmd, f.push)
+	if err != nil {
+		return fmt.Errorf("build succeeded (artifacts in %s) but push to %s failed: %w", filepath.Dir(res.Kernel), f.push, err)
+	}
+	desc, err := artifact.Push(cmd.Context(), t, ref, req, artifact.WithLogger(g.log))
 	if err != nil {
 		return fmt.Errorf("build succeeded (artifacts in %s) but push to %s failed: %w", filepath.Dir(res.Kernel), f.push, err)
 	}

@@ -234,18 +234,8 @@ func offlineStandin(t *testing.T, dir, imageID string, defconfigExtra string) []
 func TestE2EBuildProgressOnTTY(t *testing.T) {
 	imageID, _ := e2eBuilderImage(t)
 	dir := t.TempDir()
-	args := offlineStandin(t, dir, imageID, "")
-	line := ipaOCI
-	for _, a := range args {
-		line += " '" + a + "'"
-	}
-	cmd := exec.Command("script", "-qec", line, "/dev/null")
-	cmd.Env = cleanEnv()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("build on a tty: %v\n%s", err, out)
-	}
-	if want := "\r\x1b[K[build] standin 1.0: Building"; !strings.Contains(string(out), want) {
+	out := onTTY(t, offlineStandin(t, dir, imageID, "")...)
+	if want := "\r\x1b[K[build] standin 1.0: Building"; !strings.Contains(out, want) {
 		t.Errorf("no progress line %q on the terminal:\n%q", want, out)
 	}
 	// Without a terminal there is no status line.

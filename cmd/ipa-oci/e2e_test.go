@@ -27,7 +27,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipa-oci/ipa-oci/images"
+	"github.com/ipa-oci/ipa-oci/images/bootdir"
 	"github.com/ipa-oci/ipa-oci/internal/testenv"
 )
 
@@ -321,13 +321,13 @@ func sha256sumCheck(t *testing.T, dir string) string {
 	return string(out)
 }
 
-func readSummaryFile(t *testing.T, dir string) images.Summary {
+func readSummaryFile(t *testing.T, dir string) bootdir.Summary {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "ipa-oci.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s images.Summary
+	var s bootdir.Summary
 	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatalf("ipa-oci.json: %v\n%s", err, b)
 	}

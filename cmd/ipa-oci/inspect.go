@@ -6,7 +6,7 @@ import (
 	"io"
 	"sort"
 
-	"github.com/ipa-oci/ipa-oci/images"
+	"github.com/ipa-oci/ipa-oci/images/artifact"
 	"github.com/spf13/cobra"
 )
 
@@ -20,7 +20,11 @@ func newInspectCmd(g *globalOptions) *cobra.Command {
 		Short: "Show an ipa-oci index: digests, platforms, sizes, annotations, referrers, Ironic settings",
 		Args:  refArg(),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in, err := images.Inspect(cmd.Context(), args[0], reg.options(g, cmd)...)
+			t, ref, err := reg.open(g, cmd, args[0])
+			if err != nil {
+				return err
+			}
+			in, err := artifact.Inspect(cmd.Context(), t, ref)
 			if err != nil {
 				return err
 			}
@@ -38,7 +42,7 @@ func newInspectCmd(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-func printInspection(w io.Writer, in *images.Inspection) {
+func printInspection(w io.Writer, in *artifact.Inspection) {
 	fmt.Fprintf(w, "Reference: %s\nIndex:     %s (%d bytes)\n", in.Ref, in.Index.Digest, in.Index.Size)
 	keys := make([]string, 0, len(in.Annotations))
 	for k := range in.Annotations {

@@ -15,7 +15,7 @@ func main() {
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ipa-oci:", err)
+		fmt.Fprintln(os.Stderr, "ipa-oci:", withFlagHint(err))
 		os.Exit(exitCode(err))
 	}
 }

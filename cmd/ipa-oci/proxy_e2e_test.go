@@ -19,6 +19,7 @@ type slowProxy struct {
 	target string
 	ln     net.Listener
 	rate   atomic.Int64 // bytes per second towards the client; 0 = unlimited
+	upRate atomic.Int64 // bytes per second towards the registry; 0 = unlimited
 	held   atomic.Bool  // true: send nothing towards the client until released
 
 	mu    sync.Mutex
@@ -57,17 +58,25 @@ func (p *slowProxy) serve() {
 	}
 }
 
-// upstream copies client -> registry, recording the bytes.
+// upstream copies client -> registry at the configured rate, recording the bytes.
 func (p *slowProxy) upstream(c, s net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := c.Read(buf)
+		chunk := buf
+		rate := p.upRate.Load()
+		if rate > 0 && rate/50 < int64(len(chunk)) {
+			chunk = buf[:max(rate/50, 1)]
+		}
+		n, err := c.Read(chunk)
 		if n > 0 {
 			p.mu.Lock()
-			p.sent.Write(buf[:n])
+			p.sent.Write(chunk[:n])
 			p.mu.Unlock()
-			if _, werr := s.Write(buf[:n]); werr != nil {
+			if _, werr := s.Write(chunk[:n]); werr != nil {
 				break
+			}
+			if rate > 0 {
+				time.Sleep(time.Duration(int64(n) * int64(time.Second) / rate))
 			}
 		}
 		if err != nil {

@@ -4,14 +4,15 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ipa-oci/ipa-oci/images"
+	"github.com/ipa-oci/ipa-oci/images/artifact"
+	"github.com/ipa-oci/ipa-oci/images/bootdir"
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 )
 
 func newPullCmd(g *globalOptions) *cobra.Command {
 	var (
-		po       images.PullOptions
+		po       bootdir.PullOptions
 		pin      string
 		interval time.Duration
 		reg      registryFlags
@@ -40,12 +41,12 @@ and, if it no longer matches, downloaded again (--verify-local hashes every file
 			}
 			ctx := cmd.Context()
 			for {
-				res, err := images.Pull(ctx, args[0], po, reg.options(g, cmd)...)
+				res, err := pull(cmd, g, &reg, args[0], po)
 				if err != nil && interval == 0 {
 					return err
 				}
 				if err != nil {
-					g.log.WithError(err).Error("pull failed; will retry at the next interval")
+					g.log.WithError(withFlagHint(err)).Error("pull failed; will retry at the next interval")
 				} else {
 					state := "up to date"
 					if res.Updated {
@@ -66,7 +67,7 @@ and, if it no longer matches, downloaded again (--verify-local hashes every file
 	}
 	f := cmd.Flags()
 	f.StringVar(&po.Dest, "dest", "", "directory served over TFTP/HTTP")
-	f.StringVar(&po.Arch, "arch", images.DefaultArch, "architecture to pull: amd64 or arm64")
+	f.StringVar(&po.Arch, "arch", artifact.DefaultArch, "architecture to pull: amd64 or arm64")
 	f.StringVar(&pin, "pin", "", "refuse any index digest but this one (sha256:...)")
 	f.BoolVar(&po.IPXE, "ipxe", false, "also write boot.ipxe (boot_aarch64.ipxe for arm64)")
 	f.StringArrayVar(&po.KernelArgs, "kernel-arg", nil, "kernel argument for boot.ipxe, e.g. ipa-api-url=http://ironic:6385 (repeatable)")
@@ -75,4 +76,13 @@ and, if it no longer matches, downloaded again (--verify-local hashes every file
 	f.DurationVar(&interval, "interval", 0, "keep running and re-check every D (e.g. 5m)")
 	reg.add(cmd)
 	return cmd
+}
+
+// pull opens ref and pulls it once into po.Dest.
+func pull(cmd *cobra.Command, g *globalOptions, reg *registryFlags, ref string, po bootdir.PullOptions) (*bootdir.PullResult, error) {
+	src, r, err := reg.open(g, cmd, ref)
+	if err != nil {
+		return nil, err
+	}
+	return bootdir.Pull(cmd.Context(), src, r, po, bootdir.WithLogger(g.log), bootdir.WithProgress(g.progressOut(cmd.ErrOrStderr())))
 }

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ipa-oci/ipa-oci/images"
+	"github.com/ipa-oci/ipa-oci/images/artifact"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -58,11 +58,11 @@ func TestE2EPushPull(t *testing.T) {
 		getManifest(t, reg.Host, e2eRepo, dIdx, &idx)
 		var got []string
 		for _, m := range idx.Manifests {
-			got = append(got, m.Platform.Architecture+"/"+m.Annotations[images.AnnotationComponent]+"/"+m.ArtifactType)
+			got = append(got, m.Platform.Architecture+"/"+m.Annotations[artifact.AnnotationComponent]+"/"+m.ArtifactType)
 		}
 		want := []string{
-			"amd64/kernel/" + images.ArtifactTypeKernel, "amd64/initramfs/" + images.ArtifactTypeInitramfs,
-			"arm64/kernel/" + images.ArtifactTypeKernel, "arm64/initramfs/" + images.ArtifactTypeInitramfs,
+			"amd64/kernel/" + artifact.ArtifactTypeKernel, "amd64/initramfs/" + artifact.ArtifactTypeInitramfs,
+			"arm64/kernel/" + artifact.ArtifactTypeKernel, "arm64/initramfs/" + artifact.ArtifactTypeInitramfs,
 		}
 		if strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("index entries:\n got %v\nwant %v", got, want)
@@ -104,7 +104,7 @@ func TestE2EPushPull(t *testing.T) {
 	})
 
 	// What inspect says is the registry's truth the other checks compare with.
-	var in images.Inspection
+	var in artifact.Inspection
 	t.Run("inspect", func(t *testing.T) {
 		out := mustOK(t, "inspect", ref, "--json", "--plain-http")
 		if err := json.Unmarshal([]byte(out), &in); err != nil {
@@ -117,7 +117,7 @@ func TestE2EPushPull(t *testing.T) {
 		getManifest(t, reg.Host, e2eRepo, dIdx, &idx)
 		manifestOf := map[string]string{}
 		for _, m := range idx.Manifests {
-			manifestOf[m.Platform.Architecture+"/"+m.Annotations[images.AnnotationComponent]] = m.Digest.String()
+			manifestOf[m.Platform.Architecture+"/"+m.Annotations[artifact.AnnotationComponent]] = m.Digest.String()
 		}
 		for _, p := range in.Platforms {
 			for key, comp := range map[string]string{"deploy_kernel": "kernel", "deploy_ramdisk": "initramfs"} {
@@ -135,8 +135,8 @@ func TestE2EPushPull(t *testing.T) {
 		}
 		infos := map[string]bool{}
 		for _, r := range in.Referrers {
-			if r.ArtifactType == images.ArtifactTypeBuildInfo {
-				infos[r.Annotations[images.AnnotationArch]] = true
+			if r.ArtifactType == artifact.ArtifactTypeBuildInfo {
+				infos[r.Annotations[artifact.AnnotationArch]] = true
 				var m ocispec.Manifest
 				getManifest(t, reg.Host, e2eRepo, r.Digest.String(), &m)
 				if m.Subject == nil || m.Subject.Digest.String() != dIdx || len(m.Layers) != 1 {
@@ -170,7 +170,7 @@ func TestE2EPushPull(t *testing.T) {
 			if rec.Ref != ref || rec.IndexDigest.String() != dIdx || rec.IPAVersion != "10.1.0" || rec.PulledAt.IsZero() {
 				t.Errorf("%s record: ref %q index %s version %q pulled %v", rec.Arch, rec.Ref, rec.IndexDigest, rec.IPAVersion, rec.PulledAt)
 			}
-			var p images.PlatformFiles
+			var p artifact.PlatformFiles
 			for _, q := range in.Platforms {
 				if q.Arch == rec.Arch {
 					p = q
@@ -184,9 +184,9 @@ func TestE2EPushPull(t *testing.T) {
 			}
 			for i, f := range rec.Files {
 				data := map[string][]byte{"kernel": want[rec.Arch].kernel, "initramfs": want[rec.Arch].initramfs}[f.Component]
-				if f.Name != images.FileName(images.Component(f.Component), rec.Arch) || f.Digest.Encoded() != sha256hex(data) ||
+				if f.Name != artifact.FileName(artifact.Component(f.Component), rec.Arch) || f.Digest.Encoded() != sha256hex(data) ||
 					f.Size != int64(len(data)) || f.ManifestDigest != p.Files[i].Manifest.Digest ||
-					f.MediaType != images.Component(f.Component).ArtifactType() {
+					f.MediaType != artifact.Component(f.Component).ArtifactType() {
 					t.Errorf("%s record file %+v; want %d bytes sha256:%.12s manifest %s", rec.Arch, f, len(data), sha256hex(data), p.Files[i].Manifest.Digest)
 				}
 			}
@@ -238,7 +238,7 @@ func TestE2EPushPull(t *testing.T) {
 		before := snapshot(t, dir)
 		other := "sha256:" + strings.Repeat("ab", 32)
 		r := ipa(t, "pull", ref, "--dest", dir, "--pin", other, "--plain-http")
-		wantFailure(t, r, 1, fmt.Sprintf("ipa-oci: pull %s: it resolves to %s but --pin is %s; refusing (update the pin to accept it)", ref, dIdx, other))
+		wantFailure(t, r, 1, fmt.Sprintf("ipa-oci: pull %s: it resolves to %s but the pin is %s; refusing (update --pin to accept it)", ref, dIdx, other))
 		if r.stdout != "" {
 			t.Errorf("stdout %q", r.stdout)
 		}
@@ -294,7 +294,7 @@ func TestE2EPushPull(t *testing.T) {
 			t.Errorf("hook log after two pulls of one index:\n%s", got)
 		}
 		r := ipa(t, "pull", ref, "--dest", filepath.Join(t.TempDir(), "failing-hook"), "--exec", "echo hook broke >&2; exit 3", "--plain-http", "--log-level", "error")
-		wantFailure(t, r, 1, fmt.Sprintf(`ipa-oci: pull %s: files updated, but --exec failed: "echo hook broke >&2; exit 3": exit status 3: hook broke`, ref))
+		wantFailure(t, r, 1, fmt.Sprintf(`ipa-oci: pull %s: files updated, but the update hook "echo hook broke >&2; exit 3" failed: exit status 3: hook broke`, ref))
 	})
 
 	t.Run("verify OK, then a tampered file", func(t *testing.T) {

@@ -6,13 +6,13 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ipa-oci/ipa-oci/images"
+	"github.com/ipa-oci/ipa-oci/images/artifact"
 	"github.com/spf13/cobra"
 )
 
 func newPushCmd(g *globalOptions) *cobra.Command {
 	var (
-		req           images.PushRequest
+		req           artifact.PushRequest
 		buildInfoPath string
 		created       string
 		reg           registryFlags
@@ -42,7 +42,11 @@ REF is HOST[:PORT]/REPO:TAG or oci:DIR:TAG (an OCI image layout directory).`,
 				return err
 			}
 			req.Created = t
-			desc, err := images.Push(cmd.Context(), args[0], req, reg.options(g, cmd)...)
+			dst, ref, err := reg.open(g, cmd, args[0])
+			if err != nil {
+				return err
+			}
+			desc, err := artifact.Push(cmd.Context(), dst, ref, req, artifact.WithLogger(g.log))
 			if err != nil {
 				return err
 			}
@@ -53,7 +57,7 @@ REF is HOST[:PORT]/REPO:TAG or oci:DIR:TAG (an OCI image layout directory).`,
 	f := cmd.Flags()
 	f.StringVar(&req.Kernel, "kernel", "", "kernel image (bzImage or arm64 Image)")
 	f.StringVar(&req.Initramfs, "initramfs", "", "initramfs (cpio, optionally gzip/xz/zstd compressed)")
-	f.StringVar(&req.Arch, "arch", images.DefaultArch, "architecture of the files: amd64 or arm64")
+	f.StringVar(&req.Arch, "arch", artifact.DefaultArch, "architecture of the files: amd64 or arm64")
 	f.StringVar(&req.IPAVersion, "ipa-version", "", "IPA version (org.opencontainers.image.version; names the VERSION-ARCH tag)")
 	f.StringVar(&req.Revision, "revision", "", "IPA source revision (org.opencontainers.image.revision)")
 	f.StringVar(&req.Source, "source", "", "IPA source URL (org.opencontainers.image.source)")

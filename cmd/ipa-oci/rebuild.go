@@ -6,7 +6,8 @@ import (
 	"os"
 
 	"github.com/ipa-oci/ipa-oci/builder"
-	"github.com/ipa-oci/ipa-oci/images"
+	"github.com/ipa-oci/ipa-oci/images/artifact"
+	"github.com/ipa-oci/ipa-oci/images/content"
 	"github.com/spf13/cobra"
 )
 
@@ -26,12 +27,15 @@ Exit status: 0 when every file matches, 1 otherwise.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref := args[0]
 			ctx := cmd.Context()
-			opts := f.reg.options(g, cmd)
 			a, err := builder.NormalizeArch(f.cfg.Arch)
 			if err != nil {
 				return err
 			}
-			raw, err := images.FetchBuildInfo(ctx, ref, a, opts...)
+			t, r, err := f.reg.open(g, cmd, ref)
+			if err != nil {
+				return err
+			}
+			raw, err := artifact.FetchBuildInfo(ctx, t, r, a)
 			if err != nil {
 				return err
 			}
@@ -59,7 +63,7 @@ Exit status: 0 when every file matches, 1 otherwise.`,
 			if err != nil {
 				return buildError(cmd, err)
 			}
-			published, err := publishedDigests(cmd, ref, a, opts)
+			published, err := publishedDigests(cmd, t, r, a)
 			if err != nil {
 				return err
 			}
@@ -92,8 +96,8 @@ Exit status: 0 when every file matches, 1 otherwise.`,
 }
 
 // publishedDigests maps build-info output names to the layer digests published at ref.
-func publishedDigests(cmd *cobra.Command, ref, arch string, opts []images.Option) (map[string]string, error) {
-	in, err := images.Inspect(cmd.Context(), ref, opts...)
+func publishedDigests(cmd *cobra.Command, t content.Target, ref content.Reference, arch string) (map[string]string, error) {
+	in, err := artifact.Inspect(cmd.Context(), t, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -104,9 +108,9 @@ func publishedDigests(cmd *cobra.Command, ref, arch string, opts []images.Option
 		}
 		for _, f := range p.Files {
 			switch f.Component {
-			case images.Kernel:
+			case artifact.Kernel:
 				out[builder.KernelName] = f.Layer.Digest.String()
-			case images.Initramfs:
+			case artifact.Initramfs:
 				out[builder.InitramfsName] = f.Layer.Digest.String()
 			}
 		}

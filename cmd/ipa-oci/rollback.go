@@ -3,7 +3,8 @@ package main
 import (
 	"fmt"
 
-	"github.com/ipa-oci/ipa-oci/images"
+	"github.com/ipa-oci/ipa-oci/images/artifact"
+	"github.com/ipa-oci/ipa-oci/images/bootdir"
 	"github.com/spf13/cobra"
 )
 
@@ -17,7 +18,7 @@ func newRollbackCmd(g *globalOptions) *cobra.Command {
 			if dest == "" {
 				return fmt.Errorf("rollback: --dest DIR is required")
 			}
-			rec, err := images.Rollback(cmd.Context(), dest, arch)
+			rec, err := bootdir.Rollback(cmd.Context(), dest, arch)
 			if err != nil {
 				return err
 			}
@@ -27,6 +28,6 @@ func newRollbackCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&dest, "dest", "", "pull destination directory")
-	cmd.Flags().StringVar(&arch, "arch", images.DefaultArch, "architecture: amd64 or arm64")
+	cmd.Flags().StringVar(&arch, "arch", artifact.DefaultArch, "architecture: amd64 or arm64")
 	return cmd
 }

@@ -42,6 +42,7 @@ func newRootCmd() *cobra.Command {
 		Short:         "Build, publish and pull Ironic Python Agent ramdisks as OCI artifacts",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       buildVersion(),
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return g.setupLogging(cmd.ErrOrStderr())
 		},
@@ -50,7 +51,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(
 		newPushCmd(g), newPullCmd(g), newRollbackCmd(g), newInspectCmd(g), newVerifyCmd(g),
-		newBuildCmd(g), newBuilderCmd(g), newRebuildCmd(g), newLockCmd(g),
+		newBuildCmd(g), newBuilderCmd(g), newRebuildCmd(g), newLockCmd(g), newVersionCmd(),
 	)
 	return root
 }
@@ -73,9 +74,10 @@ func (g *globalOptions) setupLogging(w io.Writer) error {
 	return nil
 }
 
-// progressOut returns stderr when it is a terminal (for progress bars), nil otherwise.
-func progressOut(w io.Writer) io.Writer {
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+// progressOut returns w for progress bars and status lines when it is a terminal and logs are
+// text; nil (no progress) otherwise: a pipe, a file, or JSON logs that a machine reads.
+func (g *globalOptions) progressOut(w io.Writer) io.Writer {
+	if f, ok := w.(*os.File); ok && g.logFormat != "json" && term.IsTerminal(int(f.Fd())) {
 		return f
 	}
 	return nil

@@ -3,7 +3,8 @@ package main
 import (
 	"fmt"
 
-	"github.com/ipa-oci/ipa-oci/images"
+	"github.com/ipa-oci/ipa-oci/images/bootdir"
+	"github.com/ipa-oci/ipa-oci/images/content"
 	"github.com/spf13/cobra"
 )
 
@@ -19,7 +20,16 @@ func newVerifyCmd(g *globalOptions) *cobra.Command {
 --against, against what REF holds now. It exits 1 and names each mismatch; 2 if it cannot run.`,
 		Args: oneArg("the pull destination DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bad, err := images.Verify(cmd.Context(), args[0], against, reg.options(g, cmd)...)
+			var src bootdir.Source
+			var ref content.Reference
+			if against != "" {
+				t, r, err := reg.open(g, cmd, against)
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				src, ref = t, r
+			}
+			bad, err := bootdir.Verify(cmd.Context(), args[0], src, ref)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}

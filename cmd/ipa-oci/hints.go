@@ -1,0 +1,39 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/ipa-oci/ipa-oci/images/artifact"
+	"github.com/ipa-oci/ipa-oci/images/bootdir"
+	"github.com/ipa-oci/ipa-oci/images/store"
+)
+
+// flagHints name the command-line flag that changes the outcome of an error of each kind: the
+// packages below cmd/ name no flags, the CLI adds them.
+var flagHints = []struct {
+	kind error
+	hint string
+}{
+	{store.ErrHandshake, "check the host, --plain-http for HTTP registries, and credentials in the docker config"},
+	{bootdir.ErrPinMismatch, "update --pin to accept it"},
+	{bootdir.ErrKernelArg, "--kernel-arg"},
+	{artifact.ErrNoBuildInfo, "push with --build-info"},
+}
+
+// withFlagHint appends to err, in parentheses, the hint of the first kind it matches.
+func withFlagHint(err error) error {
+	for _, h := range flagHints {
+		if errors.Is(err, h.kind) {
+			return &hintedError{err: err, hint: h.hint}
+		}
+	}
+	return err
+}
+
+type hintedError struct {
+	err  error
+	hint string
+}
+
+func (e *hintedError) Error() string { return e.err.Error() + " (" + e.hint + ")" }
+func (e *hintedError) Unwrap() error { return e.err }

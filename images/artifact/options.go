@@ -1,0 +1,27 @@
+package artifact
+
+import (
+	"io"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Option configures Push.
+type Option func(*options)
+
+type options struct {
+	log logrus.FieldLogger
+}
+
+func makeOptions(opts ...Option) *options {
+	discard := logrus.New()
+	discard.SetOutput(io.Discard)
+	o := &options{log: discard}
+	for _, opt := range opts {
+		opt(o)
+	}
+	return o
+}
+
+// WithLogger sets the structured logger (default: silent).
+func WithLogger(l logrus.FieldLogger) Option { return func(o *options) { o.log = l } }
