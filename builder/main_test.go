@@ -32,9 +32,37 @@ import (
 
 const testBaseImage = "ipa-oci/debian-base:bookworm"
 
+// The tests talk to the engine DOCKER_HOST names (default: the local dockerd). scripts/test.sh
+// runs them a second time against Podman's Docker-compatible socket with
+// IPA_OCI_TEST_ENGINE=podman: when that variable is set, the setup fails unless the engine
+// answering is the one named, so a mistyped socket cannot run the Docker tests twice.
+const testEngineEnv = "IPA_OCI_TEST_ENGINE"
+
+// Engine kinds, as engineKind reports them.
+const (
+	engineDocker = "docker"
+	enginePodman = "podman"
+)
+
+// engineKind says whether cli talks to dockerd or to Podman's compatible API (Podman names
+// its component "Podman Engine" in /version), and its version.
+func engineKind(ctx context.Context, cli client.APIClient) (kind, version string, err error) {
+	v, err := cli.ServerVersion(ctx, client.ServerVersionOptions{})
+	if err != nil {
+		return "", "", fmt.Errorf("engine version: %w", err)
+	}
+	for _, c := range v.Components {
+		if strings.HasPrefix(c.Name, "Podman") {
+			return enginePodman, c.Version, nil
+		}
+	}
+	return engineDocker, v.Version, nil
+}
+
 // env is the shared test environment set up once in TestMain.
 type testEnv struct {
 	cli      *client.Client
+	engine   string // engineDocker or enginePodman
 	imageID  string
 	srv      *httptest.Server // serves the stand-in source and the stand-in Buildroot tarball
 	srcURL   string
@@ -86,17 +114,21 @@ func setupTestEnv() error {
 		return fmt.Errorf("%w (run scripts/setup-test-env.sh)", err)
 	}
 	tenv.cli = cli
+	kind, version, err := engineKind(ctx, cli)
+	if err != nil {
+		return err
+	}
+	if want := os.Getenv(testEngineEnv); want != "" && want != kind {
+		return fmt.Errorf("%s=%s, but the engine at %s is %s %s (check DOCKER_HOST)", testEngineEnv, want, cli.DaemonHost(), kind, version)
+	}
+	tenv.engine = kind
+	fmt.Fprintf(os.Stderr, "builder tests: %s %s at %s\n", kind, version, cli.DaemonHost())
 	if _, err := cli.ImageInspect(ctx, testBaseImage); err != nil {
 		return fmt.Errorf("base image %s missing (scripts/setup-test-env.sh imports it): %w", testBaseImage, err)
 	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	id, err := EnsureImage(ctx, cli, ImageOptions{
-		Dockerfile: "../Dockerfile.builder",
-		BuildArgs:  map[string]string{"BASE_IMAGE": testBaseImage},
-		Tag:        "ipa-oci/builder:test",
-		Log:        log,
-	})
+	id, err := EnsureImage(ctx, cli, testImageOptions(log))
 	if err != nil {
 		return fmt.Errorf("builder image: %w", err)
 	}
@@ -131,6 +163,16 @@ func setupTestEnv() error {
 	tenv.srcURL = tenv.srv.URL + "/standin-src-1.0.tar"
 	tenv.brURL = tenv.srv.URL + "/buildroot-standin-1.0.tar.gz"
 	return nil
+}
+
+// testImageOptions build the suite's builder image from the debootstrap base.
+func testImageOptions(log logrus.FieldLogger) ImageOptions {
+	return ImageOptions{
+		Dockerfile: "../Dockerfile.builder",
+		BuildArgs:  map[string]string{"BASE_IMAGE": testBaseImage},
+		Tag:        "ipa-oci/builder:test",
+		Log:        log,
+	}
 }
 
 func needEnv(t testing.TB) {

@@ -122,7 +122,7 @@ func runContainer(ctx context.Context, cli client.APIClient, spec runSpec, sink 
 
 	att, err := cli.ContainerAttach(ctx, cr.ID, client.ContainerAttachOptions{Stream: true, Stdout: true, Stderr: true})
 	if err != nil {
-		return st, fmt.Errorf("%s phase: attach to builder container: %w", spec.phase, err)
+		return st, attachError(ctx, cli, cr.ID, spec.phase, err, sink)
 	}
 	defer att.Close()
 	// Wait is registered before start so a fast exit cannot be missed.
@@ -213,6 +213,25 @@ func hardenedHostConfig(spec runSpec) *container.HostConfig {
 		Tmpfs:          containerTmpfs(),
 		Resources:      container.Resources{PidsLimit: &pids},
 	}
+}
+
+// attachError returns the engine's own reason for a failed attach. Podman prepares a created
+// container when a client attaches to it, and when that fails (an unknown user, an rlimit the
+// host refuses, a missing init binary) it answers 409 with its reason in a body the client
+// library drops: "unable to upgrade to tcp, received 409". Starting the container makes the
+// engine report the same failure with its own message. Should the start succeed, the caller's
+// deferred forced removal kills the unattached container.
+func attachError(ctx context.Context, cli client.APIClient, id, phase string, attachErr error, sink *logSink) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s phase: attach to builder container: %w", phase, attachErr)
+	}
+	sink.log.WithError(attachErr).WithField("phase", phase).Debug("attach failed; starting the container for the engine's reason")
+	sctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	if _, err := cli.ContainerStart(sctx, id, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("%s phase: start builder container: %w", phase, err)
+	}
+	return fmt.Errorf("%s phase: attach to builder container: %w", phase, attachErr)
 }
 
 // killOnCancel kills the container with a fresh context (the deferred remove then deletes it)
