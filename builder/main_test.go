@@ -34,8 +34,9 @@ const testBaseImage = "ipa-oci/debian-base:bookworm"
 
 // The tests talk to the engine DOCKER_HOST names (default: the local dockerd). scripts/test.sh
 // runs them a second time against Podman's Docker-compatible socket with
-// IPA_OCI_TEST_ENGINE=podman: when that variable is set, the setup fails unless the engine
-// answering is the one named, so a mistyped socket cannot run the Docker tests twice.
+// IPA_OCI_TEST_ENGINE=podman, and some of them a third time against rootless Podman with
+// IPA_OCI_TEST_ENGINE=podman-rootless: when that variable is set, the setup fails unless the
+// engine answering is the one named, so a mistyped socket cannot run the Docker tests twice.
 const testEngineEnv = "IPA_OCI_TEST_ENGINE"
 
 // Engine kinds, as engineKind reports them.
@@ -44,25 +45,28 @@ const (
 	enginePodman = "podman"
 )
 
-// engineKind says whether cli talks to dockerd or to Podman's compatible API (Podman names
-// its component "Podman Engine" in /version), and its version.
-func engineKind(ctx context.Context, cli client.APIClient) (kind, version string, err error) {
+// engineKind says whether cli talks to dockerd or to Podman's compatible API, and its version.
+func engineKind(ctx context.Context, cli client.APIClient) (kind, version string, facts engineFacts, err error) {
+	if facts, err = probeEngine(ctx, cli); err != nil {
+		return "", "", facts, err
+	}
 	v, err := cli.ServerVersion(ctx, client.ServerVersionOptions{})
 	if err != nil {
-		return "", "", fmt.Errorf("engine version: %w", err)
+		return "", "", facts, err
 	}
 	for _, c := range v.Components {
-		if strings.HasPrefix(c.Name, "Podman") {
-			return enginePodman, c.Version, nil
+		if facts.podman && strings.HasPrefix(c.Name, "Podman") {
+			return enginePodman, c.Version, facts, nil
 		}
 	}
-	return engineDocker, v.Version, nil
+	return engineDocker, v.Version, facts, nil
 }
 
 // env is the shared test environment set up once in TestMain.
 type testEnv struct {
 	cli      *client.Client
 	engine   string // engineDocker or enginePodman
+	facts    engineFacts
 	imageID  string
 	srv      *httptest.Server // serves the stand-in source and the stand-in Buildroot tarball
 	srcURL   string
@@ -114,15 +118,20 @@ func setupTestEnv() error {
 		return fmt.Errorf("%w (run scripts/setup-test-env.sh)", err)
 	}
 	tenv.cli = cli
-	kind, version, err := engineKind(ctx, cli)
+	kind, version, facts, err := engineKind(ctx, cli)
 	if err != nil {
 		return err
 	}
-	if want := os.Getenv(testEngineEnv); want != "" && want != kind {
-		return fmt.Errorf("%s=%s, but the engine at %s is %s %s (check DOCKER_HOST)", testEngineEnv, want, cli.DaemonHost(), kind, version)
+	tenv.facts = facts
+	got := kind
+	if facts.rootless {
+		got += "-rootless"
+	}
+	if want := os.Getenv(testEngineEnv); want != "" && want != got {
+		return fmt.Errorf("%s=%s, but the engine at %s is %s %s (check DOCKER_HOST)", testEngineEnv, want, cli.DaemonHost(), got, version)
 	}
 	tenv.engine = kind
-	fmt.Fprintf(os.Stderr, "builder tests: %s %s at %s\n", kind, version, cli.DaemonHost())
+	fmt.Fprintf(os.Stderr, "builder tests: %s %s at %s\n", got, version, cli.DaemonHost())
 	if _, err := cli.ImageInspect(ctx, testBaseImage); err != nil {
 		return fmt.Errorf("base image %s missing (scripts/setup-test-env.sh imports it): %w", testBaseImage, err)
 	}

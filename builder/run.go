@@ -29,6 +29,12 @@ const apiTimeout = 2 * time.Minute
 // many parallel jobs, low enough that a fork bomb cannot starve the host.
 const pidsLimit int64 = 4096
 
+// pidsLimitWarning is logged when the engine ignores the pids limit.
+func pidsLimitWarning() string {
+	return fmt.Sprintf("rootless Podman on a cgroup v1 host does not apply the pids limit (%d): the build's processes "+
+		"are bounded only by your own process limit (ulimit -u); use a cgroup v2 host or rootful Podman for the limit", pidsLimit)
+}
+
 // containerTmpfs are the writable scratch directories of the otherwise read-only root
 // filesystem (HOME=/tmp). exec: configure scripts and pip run what they build there.
 func containerTmpfs() map[string]string {
@@ -60,6 +66,7 @@ type runSpec struct {
 	mounts  []mount.Mount
 	network string // "none", "default" or "host"
 	labels  map[string]string
+	userns  string // set by runContainer: engineFacts.usernsMode
 }
 
 // runStats are timestamps of one run, for the benchmark.
@@ -93,6 +100,14 @@ func (s *logSink) line(phase, l string) {
 func runContainer(ctx context.Context, cli client.APIClient, spec runSpec, sink *logSink) (st runStats, err error) {
 	cctx, cancelCreate := context.WithTimeout(ctx, apiTimeout)
 	defer cancelCreate()
+	facts, err := probeEngine(cctx, cli)
+	if err != nil {
+		return st, fmt.Errorf("%s phase: %w", spec.phase, err)
+	}
+	spec.userns = facts.usernsMode()
+	if facts.pidsLimitIgnored() {
+		sink.log.WithField("phase", spec.phase).Warn(pidsLimitWarning())
+	}
 	cr, err := cli.ContainerCreate(cctx, client.ContainerCreateOptions{
 		Config: &container.Config{
 			Image:        spec.image,
@@ -110,6 +125,9 @@ func runContainer(ctx context.Context, cli client.APIClient, spec runSpec, sink 
 		return st, fmt.Errorf("%s phase: create builder container from %s: %w", spec.phase, spec.image, err)
 	}
 	st.created = time.Now()
+	for _, w := range cr.Warnings {
+		sink.log.WithField("phase", spec.phase).Warn("engine: " + w)
+	}
 	cleanup := context.WithoutCancel(ctx)
 	defer func() {
 		rctx, cancel := context.WithTimeout(cleanup, 60*time.Second)
@@ -200,7 +218,8 @@ func runContainer(ctx context.Context, cli client.APIClient, spec runSpec, sink 
 // hardenedHostConfig is every phase container's host configuration: no capabilities at all
 // (not even in the bounding set), no-new-privileges (setuid binaries gain nothing), a pids
 // limit, a read-only root filesystem with tmpfs scratch directories, and spec's mounts, which
-// are read-only except the phase's outputs. The engine's --init reaps zombies.
+// are read-only except the phase's outputs. The engine's --init reaps zombies. On rootless
+// Podman the user namespace keeps the invoking user's id (engineFacts.usernsMode).
 func hardenedHostConfig(spec runSpec) *container.HostConfig {
 	pids := pidsLimit
 	return &container.HostConfig{
@@ -212,6 +231,7 @@ func hardenedHostConfig(spec runSpec) *container.HostConfig {
 		ReadonlyRootfs: true,
 		Tmpfs:          containerTmpfs(),
 		Resources:      container.Resources{PidsLimit: &pids},
+		UsernsMode:     container.UsernsMode(spec.userns),
 	}
 }
 
