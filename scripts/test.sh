@@ -2,7 +2,8 @@
 # test.sh — the whole test suite, from a fresh Debian machine with only Go, gcc, git and apt:
 # installs and starts what the tests need (scripts/setup-test-env.sh), then runs gofmt, go vet
 # and every Go test: unit, registry integration and interop, Docker builder, kernel and QEMU boots;
-# then the builder tests a second time against Podman.
+# then the builder tests a second time against Podman, and those that run containers a third time
+# against rootless Podman.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-test-env.sh
@@ -20,3 +21,10 @@ go test -count=1 -timeout 70m "$@" ./...
 # dockerd's file by file instead.
 DOCKER_HOST=unix://${IPA_OCI_PODMAN_SOCK:-/run/podman/podman.sock} IPA_OCI_TEST_ENGINE=podman \
   go test -count=1 -timeout 30m -skip '^TestBuilderImageReproducible$' "$@" ./builder/
+# The tests that run phase containers, a third time: rootless Podman (user namespace keep-id),
+# with the builder image the Podman pass built. Whole-suite runs only.
+if [ $# -eq 0 ]; then
+  bash scripts/test-podman-rootless.sh
+else
+  echo "test.sh: arguments given, rootless Podman pass skipped (scripts/test-podman-rootless.sh runs it)" >&2
+fi
