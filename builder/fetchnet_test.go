@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +26,8 @@ import (
 // The shared test engine runs with --bridge=none, so the fetch phase's default network is
 // tested against a second dockerd of the test's own: it runs inside a network namespace the
 // test creates (its bridge, its containers and the test server there have no route out), with
-// its own data root, exec root, pidfile and unix socket, and is stopped by its PID.
+// its own data root, exec root, pidfile and unix socket, and is stopped by its PID. Under
+// Podman it is a second `podman system service` in such a namespace (podman_test.go).
 
 const (
 	engineBridge  = "ipaoci0" // the test engine's bridge, inside the test's namespace
@@ -35,10 +37,34 @@ const (
 
 var engineSeq atomic.Int32
 
-// bridgeEngine is a running test dockerd with a bridge network.
+// bridgeEngine is a running test engine with a default bridge network.
 type bridgeEngine struct {
-	cli   *client.Client
-	netns string // name under /var/run/netns
+	cli      *client.Client
+	netns    string       // name under /var/run/netns
+	network  string       // the default network's name in a container's NetworkSettings
+	mode     string       // the NetworkMode inspect reports for a container on it
+	subnet   netip.Prefix // its subnet
+	gateway  string       // the namespace's address on the bridge
+	listen   string       // where the test server listens in the namespace
+	hostAddr string       // the server's address as a host-network container sees it
+}
+
+// addTestNetns creates a network namespace with its loopback up, deleted when the test ends.
+// It skips the test if the kernel refuses one.
+func addTestNetns(t *testing.T) string {
+	t.Helper()
+	ns := fmt.Sprintf("ipaoci-%d-%d", os.Getpid(), engineSeq.Add(1))
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		if bytes.Contains(out, []byte("not permitted")) {
+			t.Skipf("the kernel does not permit a network namespace here: %s", out)
+		}
+		t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	if out, err := exec.Command("ip", "-n", ns, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("ip -n %s link set lo up: %v: %s", ns, err, out)
+	}
+	return ns
 }
 
 // startBridgeEngine starts a dockerd with a bridge in a new network namespace and loads the
@@ -49,21 +75,16 @@ func startBridgeEngine(t *testing.T, imageID string) *bridgeEngine {
 	if os.Geteuid() != 0 {
 		t.Skip("a test engine with a bridge needs root (network namespace, dockerd)")
 	}
+	if tenv.engine == enginePodman {
+		return startPodmanBridgeEngine(t)
+	}
 	for _, tool := range []string{"dockerd", "ip", "nsenter"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not found (scripts/setup-test-env.sh installs it): %v", tool, err)
 		}
 	}
-	ns := fmt.Sprintf("ipaoci-%d-%d", os.Getpid(), engineSeq.Add(1))
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		if bytes.Contains(out, []byte("not permitted")) {
-			t.Skipf("the kernel does not permit a network namespace here: %s", out)
-		}
-		t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	ns := addTestNetns(t)
 	for _, args := range [][]string{
-		{"link", "set", "lo", "up"},
 		{"link", "add", engineBridge, "type", "bridge"},
 		{"addr", "add", engineGateway + "/24", "dev", engineBridge},
 		{"link", "set", engineBridge, "up"},
@@ -112,37 +133,8 @@ func startBridgeEngine(t *testing.T, imageID string) *bridgeEngine {
 		"--bridge", engineBridge, "--iptables=false", "--ip6tables=false", "--ip-forward=false",
 		"--ip-masq=false", "--userland-proxy=false", "--storage-driver", "overlay2",
 		"--cgroup-parent", "/"+ns)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { stopByPID(t, cmd.Process, exited) })
-	cli, err := client.New(client.WithHost("unix://"+sock), client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	cli := startEngine(t, cmd, logf, sock)
 	ctx := context.Background()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := cli.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true})
-		cancel()
-		if err == nil {
-			break
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("test dockerd exited: %s", tail(string(log), 2000))
-		default:
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("test dockerd did not answer: %v\n%s", err, tail(string(log), 2000))
-		}
-	}
 	if _, err := cli.ImageInspect(ctx, imageID); err != nil {
 		start := time.Now()
 		saved, err := tenv.cli.ImageSave(ctx, []string{imageID})
@@ -160,16 +152,55 @@ func startBridgeEngine(t *testing.T, imageID string) *bridgeEngine {
 		}
 		t.Logf("builder image loaded into the test engine in %s (cached in %s)", time.Since(start).Round(time.Second), cache)
 	}
-	return &bridgeEngine{cli: cli, netns: ns}
+	return &bridgeEngine{cli: cli, netns: ns, network: "bridge", mode: "default", subnet: netip.MustParsePrefix(engineSubnet + "0/24"),
+		gateway: engineGateway, listen: engineGateway + ":0", hostAddr: engineGateway}
 }
 
-// stopByPID stops the test dockerd (and with it its containerd) by its process, never by name.
+// startEngine starts cmd, a test engine serving the Engine API on the unix socket sock and
+// logging to logf, stops it by its PID when the test ends, and returns a client for it once
+// it answers.
+func startEngine(t *testing.T, cmd *exec.Cmd, logf *os.File, sock string) *client.Client {
+	t.Helper()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { stopByPID(t, cmd.Process, exited) })
+	cli, err := client.New(client.WithHost("unix://"+sock), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := cli.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true})
+		cancel()
+		if err == nil {
+			return cli
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(logf.Name())
+			t.Fatalf("test engine exited: %s", tail(string(log), 2000))
+		default:
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logf.Name())
+			t.Fatalf("test engine did not answer: %v\n%s", err, tail(string(log), 2000))
+		}
+	}
+}
+
+// stopByPID stops a test engine (dockerd and with it its containerd, or a Podman service) by
+// its process, never by name.
 func stopByPID(t *testing.T, p *os.Process, exited <-chan struct{}) {
 	p.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
 	case <-time.After(45 * time.Second):
-		t.Logf("test dockerd (pid %d) did not stop on SIGTERM; killing it", p.Pid)
+		t.Logf("test engine (pid %d) did not stop on SIGTERM; killing it", p.Pid)
 		p.Kill()
 		<-exited
 	}
@@ -238,7 +269,7 @@ func TestFetchNetworkOnBridgeEngine(t *testing.T) {
 	src := bytes.Repeat([]byte("stand-in package source 1.0\n"), 1000)
 	var mu sync.Mutex
 	var clients []string
-	ln := listenInNetns(t, eng.netns, engineGateway+":0")
+	ln := listenInNetns(t, eng.netns, eng.listen)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		mu.Lock()
@@ -248,17 +279,21 @@ func TestFetchNetworkOnBridgeEngine(t *testing.T) {
 	}), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	srcURL := "http://" + ln.Addr().String() + "/standin-src-1.0.tar"
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
 
 	for _, tc := range []struct {
 		name        string
 		hostNetwork bool
 		network     string
 	}{
-		{"default", false, "default"},
+		{"default", false, eng.mode},
 		{"host", true, "host"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			srcURL := "http://" + net.JoinHostPort(eng.gateway, port) + "/standin-src-1.0.tar"
+			if tc.hostNetwork {
+				srcURL = "http://" + net.JoinHostPort(eng.hostAddr, port) + "/standin-src-1.0.tar"
+			}
 			f := newFixture(t)
 			mustWrite(t, filepath.Join(f.external, "configs", "test_defconfig"),
 				fmt.Sprintf("STANDIN_SOURCE_URL=%q\nSTANDIN_SOURCE_SHA256=%q\n", srcURL, sha256hex(src)))
@@ -288,19 +323,19 @@ func TestFetchNetworkOnBridgeEngine(t *testing.T) {
 				t.Fatalf("the server saw %d downloads, want 1 (from the fetch phase): %v", len(clients), clients)
 			}
 			if tc.hostNetwork {
-				// In the engine's own namespace the bridge address is local: it is the source.
-				if clients[0] != engineGateway {
-					t.Errorf("host-network fetch came from %s, want %s", clients[0], engineGateway)
+				// In the engine's own namespace the server's address is local: it is the source.
+				if clients[0] != eng.hostAddr {
+					t.Errorf("host-network fetch came from %s, want %s", clients[0], eng.hostAddr)
 				}
 				return
 			}
-			ep := fetch.NetworkSettings.Networks["bridge"]
+			ep := fetch.NetworkSettings.Networks[eng.network]
 			if ep == nil || !ep.IPAddress.IsValid() {
-				t.Fatalf("the fetch container has no address on the bridge: %+v", fetch.NetworkSettings)
+				t.Fatalf("the fetch container has no address on the %s network: %+v", eng.network, fetch.NetworkSettings)
 			}
 			ip := ep.IPAddress.String()
-			if !strings.HasPrefix(ip, engineSubnet) || ip == engineGateway || clients[0] != ip {
-				t.Errorf("fetch container address %s, server saw %s: want one address on %s0/24 other than the gateway", ip, clients[0], engineSubnet)
+			if !eng.subnet.Contains(ep.IPAddress) || ip == eng.gateway || clients[0] != ip {
+				t.Errorf("fetch container address %s, server saw %s: want one address on %s other than the gateway", ip, clients[0], eng.subnet)
 			}
 		})
 	}

@@ -151,14 +151,65 @@ func BuildImage(ctx context.Context, cli client.APIClient, opts ImageOptions) (s
 		Labels:      map[string]string{LabelRecipe: Recipe(df, opts.BuildArgs)},
 	})
 	if err != nil {
-		return "", fmt.Errorf("build builder image from %s: %w", opts.Dockerfile, err)
+		return "", buildError(ctx, cli, opts, df, err)
 	}
 	defer res.Body.Close()
 	id, err := readBuildStream(res.Body, log)
 	if err != nil {
-		return "", fmt.Errorf("build builder image from %s: %w", opts.Dockerfile, err)
+		return "", buildError(ctx, cli, opts, df, err)
 	}
 	return id, nil
+}
+
+// buildError wraps a failed build's error. When the base image is not in the engine's image
+// store, the build failed pulling it (no other step runs before FROM), which on an air-gapped
+// host it always will: the error then says how to build from a local base instead.
+func buildError(ctx context.Context, cli client.APIClient, opts ImageOptions, df []byte, err error) error {
+	base := baseImage(df, opts.BuildArgs)
+	if base == "" || ctx.Err() != nil {
+		return fmt.Errorf("build builder image from %s: %w", opts.Dockerfile, err)
+	}
+	ictx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	if _, ierr := cli.ImageInspect(ictx, base); ierr == nil {
+		return fmt.Errorf("build builder image from %s: %w", opts.Dockerfile, err)
+	}
+	cause := err
+	var be *buildStreamError
+	if errors.As(err, &be) {
+		cause = errors.New(be.msg) // the output before a failed pull is only the ARG and FROM steps
+	}
+	return fmt.Errorf("build builder image from %s: pull base image %s: %w; on a host without registry access, "+
+		"put a Debian bookworm image into the engine's store (docker load or podman load, or docker import a "+
+		"debootstrap tree) and pass --build-arg BASE_IMAGE=<its name>", opts.Dockerfile, base, cause)
+}
+
+// baseImage is the image the Dockerfile's first FROM names, with the ARGs declared before it
+// expanded (build args override their defaults); "" if there is no FROM.
+func baseImage(df []byte, args map[string]string) string {
+	vars := map[string]string{}
+	for _, line := range strings.Split(string(df), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		switch strings.ToUpper(fields[0]) {
+		case "ARG":
+			name, def, _ := strings.Cut(fields[1], "=")
+			if v, ok := args[name]; ok {
+				def = v
+			}
+			vars[name] = strings.Trim(def, `"'`)
+		case "FROM":
+			for _, f := range fields[1:] {
+				if !strings.HasPrefix(f, "--") { // --platform=...
+					return os.Expand(f, func(k string) string { return vars[k] })
+				}
+			}
+			return ""
+		}
+	}
+	return ""
 }
 
 // dockerfileContext is a build context holding only the Dockerfile, with fixed metadata.
@@ -189,6 +240,17 @@ type buildMessage struct {
 	Aux json.RawMessage `json:"aux"`
 }
 
+// buildStreamError is an error the engine reported in its build output, with the output's
+// last lines.
+type buildStreamError struct {
+	msg  string
+	last []string
+}
+
+func (e *buildStreamError) Error() string {
+	return fmt.Sprintf("%s; last output:\n%s", e.msg, strings.Join(e.last, "\n"))
+}
+
 // readBuildStream logs the build output line by line and returns the built image ID.
 func readBuildStream(r io.Reader, log logrus.FieldLogger) (string, error) {
 	dec := json.NewDecoder(r)
@@ -208,7 +270,7 @@ func readBuildStream(r io.Reader, log logrus.FieldLogger) (string, error) {
 			if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
 				msg = m.ErrorDetail.Message
 			}
-			return "", fmt.Errorf("%s; last output:\n%s", msg, strings.Join(last, "\n"))
+			return "", &buildStreamError{msg: strings.TrimSpace(msg), last: last}
 		}
 		if len(m.Aux) > 0 {
 			var aux struct {

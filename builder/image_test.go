@@ -2,6 +2,9 @@ package builder
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -98,5 +101,59 @@ func TestBuilderImageContents(t *testing.T) {
 		if strings.HasPrefix(p, "var/lib/apt/lists/") && !strings.HasSuffix(p, "/") && p != "var/lib/apt/lists/partial" && p != "var/lib/apt/lists/lock" {
 			t.Errorf("apt list left in the image: /%s", p)
 		}
+	}
+}
+
+func TestBaseImage(t *testing.T) {
+	df, err := os.ReadFile("../Dockerfile.builder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		df   string
+		args map[string]string
+		want string
+	}{
+		{string(df), nil, "debian:bookworm-20251229@sha256:4216e8fe27fdd803d2822d08ed9de39825a41a47e34c32b71a23ac074f91eaf4"},
+		{string(df), map[string]string{"BASE_IMAGE": "local/base:1"}, "local/base:1"},
+		{"ARG REG=r.example\nARG TAG\nFROM --platform=linux/amd64 $REG/debian:${TAG} AS base\nFROM scratch\n", map[string]string{"TAG": "12"}, "r.example/debian:12"},
+		{"# no FROM\nRUN true\n", nil, ""},
+	} {
+		if got := baseImage([]byte(tc.df), tc.args); got != tc.want {
+			t.Errorf("baseImage(%q, %v) = %q, want %q", tc.df, tc.args, got, tc.want)
+		}
+	}
+}
+
+// TestBuildImagePullFailureHint: a base image the engine cannot pull (a registry address on
+// the loopback where nothing listens, as unreachable as any registry on an air-gapped host)
+// fails with the engine's own reason and says how to build from a local base; a build that
+// fails after FROM, with its base present, does not get that hint.
+func TestBuildImagePullFailureHint(t *testing.T) {
+	needEnv(t)
+	ctx := context.Background()
+	base := fmt.Sprintf("127.0.0.1:1/ipa-oci/no-such-base:%d", os.Getpid())
+	_, err := BuildImage(ctx, tenv.cli, ImageOptions{
+		Dockerfile: "../Dockerfile.builder", BuildArgs: map[string]string{"BASE_IMAGE": base}, Tag: "-",
+	})
+	t.Logf("%s: %v", tenv.engine, err)
+	if err == nil {
+		t.Fatal("built from an unreachable base image")
+	}
+	for _, want := range []string{"pull base image " + base + ": ", "connection refused", "--build-arg BASE_IMAGE=", "podman load"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q", want)
+		}
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("error is not one line: %q", err)
+	}
+
+	df := filepath.Join(t.TempDir(), "Dockerfile")
+	mustWrite(t, df, "ARG BASE_IMAGE=unused\nFROM ${BASE_IMAGE}\nRUN echo ipa-oci-failing-step; exit 3\n")
+	_, err = BuildImage(ctx, tenv.cli, ImageOptions{Dockerfile: df, BuildArgs: map[string]string{"BASE_IMAGE": testBaseImage}, Tag: "-"})
+	t.Logf("%s: %v", tenv.engine, err)
+	if err == nil || !strings.Contains(err.Error(), "ipa-oci-failing-step") || strings.Contains(err.Error(), "pull base image") || strings.Contains(err.Error(), "--build-arg BASE_IMAGE=") {
+		t.Errorf("a failing RUN step on a present base: %v", err)
 	}
 }

@@ -32,9 +32,41 @@ import (
 
 const testBaseImage = "ipa-oci/debian-base:bookworm"
 
+// The tests talk to the engine DOCKER_HOST names (default: the local dockerd). scripts/test.sh
+// runs them a second time against Podman's Docker-compatible socket with
+// IPA_OCI_TEST_ENGINE=podman, and some of them a third time against rootless Podman with
+// IPA_OCI_TEST_ENGINE=podman-rootless: when that variable is set, the setup fails unless the
+// engine answering is the one named, so a mistyped socket cannot run the Docker tests twice.
+const testEngineEnv = "IPA_OCI_TEST_ENGINE"
+
+// Engine kinds, as engineKind reports them.
+const (
+	engineDocker = "docker"
+	enginePodman = "podman"
+)
+
+// engineKind says whether cli talks to dockerd or to Podman's compatible API, and its version.
+func engineKind(ctx context.Context, cli client.APIClient) (kind, version string, facts engineFacts, err error) {
+	if facts, err = probeEngine(ctx, cli); err != nil {
+		return "", "", facts, err
+	}
+	v, err := cli.ServerVersion(ctx, client.ServerVersionOptions{})
+	if err != nil {
+		return "", "", facts, err
+	}
+	for _, c := range v.Components {
+		if facts.podman && strings.HasPrefix(c.Name, "Podman") {
+			return enginePodman, c.Version, facts, nil
+		}
+	}
+	return engineDocker, v.Version, facts, nil
+}
+
 // env is the shared test environment set up once in TestMain.
 type testEnv struct {
 	cli      *client.Client
+	engine   string // engineDocker or enginePodman
+	facts    engineFacts
 	imageID  string
 	imageTag string           // the test builder image's tag (per recipe)
 	srv      *httptest.Server // serves the stand-in source and the stand-in Buildroot tarball
@@ -87,24 +119,31 @@ func setupTestEnv() error {
 		return fmt.Errorf("%w (run scripts/setup-test-env.sh)", err)
 	}
 	tenv.cli = cli
+	kind, version, facts, err := engineKind(ctx, cli)
+	if err != nil {
+		return err
+	}
+	tenv.facts = facts
+	got := kind
+	if facts.rootless {
+		got += "-rootless"
+	}
+	if want := os.Getenv(testEngineEnv); want != "" && want != got {
+		return fmt.Errorf("%s=%s, but the engine at %s is %s %s (check DOCKER_HOST)", testEngineEnv, want, cli.DaemonHost(), got, version)
+	}
+	tenv.engine = kind
+	fmt.Fprintf(os.Stderr, "builder tests: %s %s at %s\n", got, version, cli.DaemonHost())
 	if _, err := cli.ImageInspect(ctx, testBaseImage); err != nil {
 		return fmt.Errorf("base image %s missing (scripts/setup-test-env.sh imports it): %w", testBaseImage, err)
 	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	df, err := os.ReadFile("../Dockerfile.builder")
+	opts, err := testImageOptions(log)
 	if err != nil {
 		return err
 	}
-	args := map[string]string{"BASE_IMAGE": testBaseImage}
-	// The tag names the recipe: branches with another Dockerfile.builder share the engine.
-	tenv.imageTag = "ipa-oci/builder:test-" + Recipe(df, args)[:12]
-	id, err := EnsureImage(ctx, cli, ImageOptions{
-		Dockerfile: "../Dockerfile.builder",
-		BuildArgs:  args,
-		Tag:        tenv.imageTag,
-		Log:        log,
-	})
+	tenv.imageTag = opts.Tag
+	id, err := EnsureImage(ctx, cli, opts)
 	if err != nil {
 		return fmt.Errorf("builder image: %w", err)
 	}
@@ -139,6 +178,23 @@ func setupTestEnv() error {
 	tenv.srcURL = tenv.srv.URL + "/standin-src-1.0.tar"
 	tenv.brURL = tenv.srv.URL + "/buildroot-standin-1.0.tar.gz"
 	return nil
+}
+
+// testImageOptions build the suite's builder image from the debootstrap base. The tag names
+// the recipe (ipa-oci/builder:test-<recipe>), so branches with another Dockerfile.builder that
+// share the engine never retag each other's image.
+func testImageOptions(log logrus.FieldLogger) (ImageOptions, error) {
+	df, err := os.ReadFile("../Dockerfile.builder")
+	if err != nil {
+		return ImageOptions{}, err
+	}
+	args := map[string]string{"BASE_IMAGE": testBaseImage}
+	return ImageOptions{
+		Dockerfile: "../Dockerfile.builder",
+		BuildArgs:  args,
+		Tag:        "ipa-oci/builder:test-" + Recipe(df, args)[:12],
+		Log:        log,
+	}, nil
 }
 
 func needEnv(t testing.TB) {

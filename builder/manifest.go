@@ -18,8 +18,9 @@ import (
 
 // VolatileImagePaths are the paths FileManifest leaves out: the engine creates or bind-mounts
 // them in every container (so they say nothing about the image), and /.dockerenv marks any
-// exported container.
-var volatileImagePaths = []string{".dockerenv", "etc/hostname", "etc/hosts", "etc/resolv.conf", "dev", "proc", "sys"}
+// exported container. dockerd's init layer adds /etc/mtab (-> /proc/mounts) to every
+// container it exports; Podman creates it at run time only.
+var volatileImagePaths = []string{".dockerenv", "etc/hostname", "etc/hosts", "etc/resolv.conf", "etc/mtab", "dev", "proc", "sys"}
 
 // VolatileImagePaths returns the paths (relative to /) FileManifest skips, with their subtrees.
 func VolatileImagePaths() []string { return append([]string(nil), volatileImagePaths...) }

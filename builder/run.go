@@ -29,6 +29,12 @@ const apiTimeout = 2 * time.Minute
 // many parallel jobs, low enough that a fork bomb cannot starve the host.
 const pidsLimit int64 = 4096
 
+// pidsLimitWarning is logged when the engine ignores the pids limit.
+func pidsLimitWarning() string {
+	return fmt.Sprintf("rootless Podman on a cgroup v1 host does not apply the pids limit (%d): the build's processes "+
+		"are bounded only by your own process limit (ulimit -u); use a cgroup v2 host or rootful Podman for the limit", pidsLimit)
+}
+
 // containerTmpfs are the writable scratch directories of the otherwise read-only root
 // filesystem (HOME=/tmp). exec: configure scripts and pip run what they build there.
 func containerTmpfs() map[string]string {
@@ -60,6 +66,7 @@ type runSpec struct {
 	mounts  []mount.Mount
 	network string // "none", "default" or "host"
 	labels  map[string]string
+	userns  string // set by runContainer: engineFacts.usernsMode
 }
 
 // runStats are timestamps of one run, for the benchmark.
@@ -97,6 +104,14 @@ func (s *logSink) line(phase, l string) {
 func runContainer(ctx context.Context, cli client.APIClient, spec runSpec, sink *logSink) (st runStats, err error) {
 	cctx, cancelCreate := context.WithTimeout(ctx, apiTimeout)
 	defer cancelCreate()
+	facts, err := probeEngine(cctx, cli)
+	if err != nil {
+		return st, fmt.Errorf("%s phase: %w", spec.phase, err)
+	}
+	spec.userns = facts.usernsMode()
+	if facts.pidsLimitIgnored() {
+		sink.log.WithField("phase", spec.phase).Warn(pidsLimitWarning())
+	}
 	cr, err := cli.ContainerCreate(cctx, client.ContainerCreateOptions{
 		Config: &container.Config{
 			Image:        spec.image,
@@ -114,6 +129,9 @@ func runContainer(ctx context.Context, cli client.APIClient, spec runSpec, sink 
 		return st, fmt.Errorf("%s phase: create builder container from %s: %w", spec.phase, spec.image, err)
 	}
 	st.created = time.Now()
+	for _, w := range cr.Warnings {
+		sink.log.WithField("phase", spec.phase).Warn("engine: " + w)
+	}
 	cleanup := context.WithoutCancel(ctx)
 	defer func() {
 		rctx, cancel := context.WithTimeout(cleanup, 60*time.Second)
@@ -126,7 +144,7 @@ func runContainer(ctx context.Context, cli client.APIClient, spec runSpec, sink 
 
 	att, err := cli.ContainerAttach(ctx, cr.ID, client.ContainerAttachOptions{Stream: true, Stdout: true, Stderr: true})
 	if err != nil {
-		return st, fmt.Errorf("%s phase: attach to builder container: %w", spec.phase, err)
+		return st, attachError(ctx, cli, cr.ID, spec.phase, err, sink)
 	}
 	defer att.Close()
 	// Wait is registered before start so a fast exit cannot be missed.
@@ -204,7 +222,8 @@ func runContainer(ctx context.Context, cli client.APIClient, spec runSpec, sink 
 // hardenedHostConfig is every phase container's host configuration: no capabilities at all
 // (not even in the bounding set), no-new-privileges (setuid binaries gain nothing), a pids
 // limit, a read-only root filesystem with tmpfs scratch directories, and spec's mounts, which
-// are read-only except the phase's outputs. The engine's --init reaps zombies.
+// are read-only except the phase's outputs. The engine's --init reaps zombies. On rootless
+// Podman the user namespace keeps the invoking user's id (engineFacts.usernsMode).
 func hardenedHostConfig(spec runSpec) *container.HostConfig {
 	pids := pidsLimit
 	return &container.HostConfig{
@@ -216,7 +235,27 @@ func hardenedHostConfig(spec runSpec) *container.HostConfig {
 		ReadonlyRootfs: true,
 		Tmpfs:          containerTmpfs(),
 		Resources:      container.Resources{PidsLimit: &pids},
+		UsernsMode:     container.UsernsMode(spec.userns),
 	}
+}
+
+// attachError returns the engine's own reason for a failed attach. Podman prepares a created
+// container when a client attaches to it, and when that fails (an unknown user, an rlimit the
+// host refuses, a missing init binary) it answers 409 with its reason in a body the client
+// library drops: "unable to upgrade to tcp, received 409". Starting the container makes the
+// engine report the same failure with its own message. Should the start succeed, the caller's
+// deferred forced removal kills the unattached container.
+func attachError(ctx context.Context, cli client.APIClient, id, phase string, attachErr error, sink *logSink) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s phase: attach to builder container: %w", phase, attachErr)
+	}
+	sink.log.WithError(attachErr).WithField("phase", phase).Debug("attach failed; starting the container for the engine's reason")
+	sctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	if _, err := cli.ContainerStart(sctx, id, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("%s phase: start builder container: %w", phase, err)
+	}
+	return fmt.Errorf("%s phase: attach to builder container: %w", phase, attachErr)
 }
 
 // killOnCancel kills the container with a fresh context (the deferred remove then deletes it)

@@ -4,6 +4,7 @@ package scripts_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -162,5 +163,122 @@ func TestShortModeNeedsNoDocker(t *testing.T) {
 	skips := strings.Count(string(out), "skipped in -short mode: needs a Docker engine")
 	if skips < 10 {
 		t.Errorf("want the Docker tests to skip saying why, found %d such skips:\n%s", skips, out)
+	}
+}
+
+// podmanStandins puts stand-ins for curl (the ping: answers when answer is true) and podman
+// (records its arguments; `system service` hangs without ever answering) on a PATH, and
+// returns that PATH, the podman call log and the state directory.
+func podmanStandins(t *testing.T, answer bool) (path, calls, state string) {
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	calls, state = filepath.Join(tmp, "podman.calls"), filepath.Join(tmp, "state")
+	code := "1"
+	if answer {
+		code = "0"
+	}
+	writeExec(t, filepath.Join(bin, "curl"), "#!/bin/sh\nexit "+code+"\n")
+	writeExec(t, filepath.Join(bin, "podman"), "#!/bin/sh\necho \"$*\" >>"+calls+"\n"+
+		"[ \"$1 $2\" = \"system service\" ] && while :; do sleep 1; done\nexit 0\n")
+	return bin + ":" + os.Getenv("PATH"), calls, state
+}
+
+func runStartPodman(t *testing.T, path, state string) (string, int) {
+	t.Helper()
+	cmd := exec.Command("bash", "start-podman.sh")
+	cmd.Env = append(os.Environ(), "PATH="+path, "IPA_OCI_PODMAN_STATE="+state, "IPA_OCI_PODMAN_TRIES=2",
+		"IPA_OCI_PODMAN_SOCK="+filepath.Join(state, "podman.sock"),
+		"IPA_OCI_CONTAINERS_CONF_D="+filepath.Join(state, "containers.conf.d"))
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return string(out), cmd.ProcessState.ExitCode()
+}
+
+// TestStartPodmanStopsOnlyItsOwnService: when the Podman service it started does not answer,
+// start-podman.sh stops that process by PID and leaves any other process named podman alone.
+func TestStartPodmanStopsOnlyItsOwnService(t *testing.T) {
+	path, _, state := podmanStandins(t, false)
+	other := filepath.Join(t.TempDir(), "podman")
+	writeExec(t, other, "#!/bin/sh\nwhile :; do sleep 1; done\n")
+	sentinel := exec.Command(other)
+	if err := sentinel.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sentinel.Process.Kill(); sentinel.Wait() })
+	if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(sentinel.Process.Pid) + "/comm"); strings.TrimSpace(string(comm)) != "podman" {
+		t.Fatalf("sentinel's process name is %q, want podman (the test would prove nothing)", comm)
+	}
+	out, code := runStartPodman(t, path, state)
+	if code != 1 || !strings.Contains(out, "did not come up") {
+		t.Fatalf("start-podman.sh with a service that never answers: exit %d, want 1 saying so\n%s", code, out)
+	}
+	b, err := os.ReadFile(filepath.Join(state, "podman.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); alive(started) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if alive(started) {
+		syscall.Kill(started, syscall.SIGKILL)
+		t.Errorf("the service start-podman.sh started (pid %d) is still running", started)
+	}
+	if !alive(sentinel.Process.Pid) {
+		t.Errorf("start-podman.sh killed another process named podman (pid %d)", sentinel.Process.Pid)
+	}
+}
+
+// TestStartPodmanIsIdempotent: with a service answering and the base image present, a second
+// run starts nothing and leaves the containers.conf drop-in as the first run wrote it (on a
+// host without CAP_SYS_RESOURCE: default_ulimits within this process's hard limits).
+func TestStartPodmanIsIdempotent(t *testing.T) {
+	path, calls, state := podmanStandins(t, true)
+	for run := 1; run <= 2; run++ {
+		out, code := runStartPodman(t, path, state)
+		if code != 0 {
+			t.Fatalf("run %d: exit %d\n%s", run, code, out)
+		}
+		if run == 2 && out != "" {
+			t.Errorf("second run did something:\n%s", out)
+		}
+	}
+	b, _ := os.ReadFile(calls)
+	if strings.Contains(string(b), "system service") || strings.Count(string(b), "image exists") != 2 {
+		t.Errorf("podman calls with a service answering:\n%s", b)
+	}
+	conf, err := os.ReadFile(filepath.Join(state, "containers.conf.d", "50-ipa-oci-ulimits.conf"))
+	status, _ := os.ReadFile("/proc/self/status")
+	var capBnd uint64
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapBnd:"); ok {
+			capBnd, _ = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		}
+	}
+	if capBnd&(1<<24) != 0 { // CAP_SYS_RESOURCE: Podman may raise the limits itself
+		if err == nil {
+			t.Errorf("drop-in written on a host with CAP_SYS_RESOURCE:\n%s", conf)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nofile, nproc syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile)
+	syscall.Getrlimit(6 /* RLIMIT_NPROC */, &nproc)
+	want := fmt.Sprintf(`default_ulimits = ["nofile=%d:%d", "nproc=%d:%d"]`,
+		min(nofile.Max, 1048576), min(nofile.Max, 1048576), min(nproc.Max, 32768), min(nproc.Max, 32768))
+	if !strings.Contains(string(conf), "[containers]\n"+want+"\n") {
+		t.Errorf("drop-in:\n%s\nwant %s", conf, want)
 	}
 }

@@ -7,6 +7,9 @@
 #                  server the pull tests serve DIR with; its own daemon is not needed), python3 +
 #                  python3-magic + python3-flake8 + shellcheck (Buildroot's utils/check-package)
 #   Docker       : starts dockerd (overlay2, falls back to vfs) when no engine answers
+#   Podman       : podman + catatonit (the builder tests' second engine): rootful service on
+#                  /run/podman/podman.sock, base image copied from dockerd (start-podman.sh);
+#                  uidmap + slirp4netns for the rootless pass (test-podman-rootless.sh)
 #   base image   : ipa-oci/debian-base:bookworm from debootstrap (no registry pulls here)
 #   Go tools     : registry (CNCF Distribution), oras, crane — pinned by go.mod's tool block,
 #                  built into .bin/
@@ -21,7 +24,8 @@ SUDO=""
 PKGS=(docker.io systemd strace debootstrap qemu-system-x86 qemu-utils ovmf ipxe-qemu linux-source-6.12
       busybox-static cpio xz-utils zstd curl bc flex bison libelf-dev libssl-dev make gcc
       iproute2 kmod procps time gcc-aarch64-linux-gnu qemu-system-arm qemu-efi-aarch64 tftpd-hpa
-      python3 python3-magic python3-flake8 shellcheck)  # last line: Buildroot's utils/check-package
+      python3 python3-magic python3-flake8 shellcheck  # this line: Buildroot's utils/check-package
+      podman catatonit uidmap slirp4netns)  # Podman's --init, rootless Podman: Debian's podman only recommends them
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -46,6 +50,9 @@ if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   $SUDO tar --sort=name --mtime=@0 --numeric-owner -C "$dir" -c . | docker import - "$BASE_IMAGE" >/dev/null
   $SUDO rm -rf "$dir"
 fi
+
+# --- Podman: the builder tests' second engine -----------------------------------------
+bash scripts/start-podman.sh
 
 # --- Go tools pinned in go.mod ---------------------------------------------------------
 mkdir -p "$ROOT/.bin"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test.sh — the whole test suite, from a fresh Debian machine with only Go, gcc, git and apt:
 # installs and starts what the tests need (scripts/setup-test-env.sh), then runs gofmt, go vet
-# and every Go test: unit, registry integration and interop, Docker builder, kernel and QEMU boots.
+# and every Go test: unit, registry integration and interop, Docker builder, kernel and QEMU boots;
+# then the builder tests a second time against Podman, and those that run containers a third time
+# against rootless Podman.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-test-env.sh
@@ -13,3 +15,16 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -count=1 -timeout 70m "$@" ./...
+# The builder tests again, against Podman's Docker-compatible socket (setup-test-env.sh starts
+# it). TestBuilderImageReproducible's second uncached image build (~2 min) is left to the
+# dockerd pass: here TestBuilderImageSameUnderPodmanAndDocker compares Podman's image with
+# dockerd's file by file instead.
+DOCKER_HOST=unix://${IPA_OCI_PODMAN_SOCK:-/run/podman/podman.sock} IPA_OCI_TEST_ENGINE=podman \
+  go test -count=1 -timeout 30m -skip '^TestBuilderImageReproducible$' "$@" ./builder/
+# The tests that run phase containers, a third time: rootless Podman (user namespace keep-id),
+# with the builder image the Podman pass built. Whole-suite runs only.
+if [ $# -eq 0 ]; then
+  bash scripts/test-podman-rootless.sh
+else
+  echo "test.sh: arguments given, rootless Podman pass skipped (scripts/test-podman-rootless.sh runs it)" >&2
+fi
