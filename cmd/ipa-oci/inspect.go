@@ -29,7 +29,7 @@ func newInspectCmd(g *globalOptions) *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(in)
 			}
-			printInspection(cmd.OutOrStdout(), in)
+			printInspection(cmd.OutOrStdout(), in, reg.plainHTTP)
 			return nil
 		},
 	}
@@ -38,7 +38,7 @@ func newInspectCmd(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-func printInspection(w io.Writer, in *images.Inspection) {
+func printInspection(w io.Writer, in *images.Inspection, plainHTTP bool) {
 	fmt.Fprintf(w, "Reference: %s\nIndex:     %s (%d bytes)\n", in.Ref, in.Index.Digest, in.Index.Size)
 	keys := make([]string, 0, len(in.Annotations))
 	for k := range in.Annotations {
@@ -54,12 +54,27 @@ func printInspection(w io.Writer, in *images.Inspection) {
 			fmt.Fprintf(w, "  %-10s %s\n", f.Component, f.Name)
 			fmt.Fprintf(w, "    manifest %s\n    layer    %s (%d bytes)\n", f.Manifest.Digest, f.Layer.Digest, f.Layer.Size)
 		}
-		if len(p.Ironic) > 0 {
-			fmt.Fprintf(w, "  Ironic settings:\n    deploy_kernel=%s\n    deploy_ramdisk=%s\n", p.Ironic["deploy_kernel"], p.Ironic["deploy_ramdisk"])
+		if s, ok := p.IronicSettings(); ok {
+			s.WriteText(w, "  ")
 		}
 	}
+	printPlainHTTPWarning(w, in.Platforms, plainHTTP)
 	fmt.Fprintf(w, "\nReferrers: %d\n", len(in.Referrers))
 	for _, r := range in.Referrers {
 		fmt.Fprintf(w, "  %s %s (%d bytes)\n", r.ArtifactType, r.Digest, r.Size)
+	}
+}
+
+// printPlainHTTPWarning says, after oci:// URLs read with --plain-http, that Ironic will not
+// read them over HTTP.
+func printPlainHTTPWarning(w io.Writer, platforms []images.PlatformFiles, plainHTTP bool) {
+	if !plainHTTP {
+		return
+	}
+	for _, p := range platforms {
+		if _, ok := p.IronicSettings(); ok {
+			fmt.Fprint(w, "\n"+images.IronicPlainHTTPWarning)
+			return
+		}
 	}
 }
