@@ -43,9 +43,16 @@ AGENT_TOOLS=(udev kmod iproute2 util-linux mount fdisk gdisk parted mdadm e2fspr
 	hdparm smartmontools nvme-cli efibootmgr qemu-utils lshw dmidecode pciutils bsdextrautils psmisc
 	procps coreutils ca-certificates busybox-static)
 AGENT_PKGS=("${AGENT_PY[@]}" "${AGENT_TOOLS[@]}")
-# Packages that only install or configure others: never copied into the image, nor followed.
+# Never copied into the image, nor followed: packages that only install or configure others;
+# tooz's coordination backends (IPA's burnin imports tooz but no backend); test and doc
+# helpers that Debian's Depends pull in; data the agent never reads; systemd itself (udev's
+# systemd-udevd and libsystemd-shared are enough).
 AGENT_SKIP=(dpkg debconf perl-base init-system-helpers adduser ucf sensible-utils debianutils
-	libdebconfclient0 usrmerge usr-is-merged)
+	libdebconfclient0 usrmerge usr-is-merged
+	python3-kazoo python3-etcd3 python3-etcd3gw python3-grpcio python3-protobuf python3-gevent
+	python3-redis python3-pymemcache python3-pymysql python3-zake python3-yappi python3-kerberos
+	python3-docutils docutils-common python3-testtools python3-fixtures lsb-release
+	python-babel-localedata ieee-data wget systemd)
 
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap and chroot); CI runs as root"
 command -v debootstrap >/dev/null || die "debootstrap missing: apt-get install debootstrap (scripts/setup-test-env.sh)"
@@ -57,6 +64,7 @@ key() {
 	{
 		printf '%s\n' "$@" "suite=$SUITE" "mirror=$MIRROR" "format=1"
 		[ "$1" = base ] || declare -f in_root build "finish_$1"
+		[ "$1" != agent-rootfs ] || printf 'skip=%s\n' "${AGENT_SKIP[*]}"
 	} | sha256sum | cut -c1-16
 }
 
