@@ -50,7 +50,7 @@ AGENT_PKGS=("${AGENT_PY[@]}" "${AGENT_TOOLS[@]}")
 AGENT_SKIP=(dpkg debconf perl-base init-system-helpers adduser ucf sensible-utils debianutils
 	libdebconfclient0 usrmerge usr-is-merged
 	python3-kazoo python3-etcd3 python3-etcd3gw python3-grpcio python3-protobuf python3-gevent
-	python3-redis python3-pymemcache python3-pymysql python3-zake python3-yappi python3-kerberos
+	python3-redis python3-pymemcache python3-pymysql python3-zake python3-kerberos
 	python3-docutils docutils-common python3-testtools python3-fixtures lsb-release
 	python-babel-localedata ieee-data wget systemd)
 

@@ -402,8 +402,20 @@ func setDriverInfo(ctx context.Context, t *testing.T, ir *Ironic, n *Node, u iro
 
 func provision(ctx context.Context, t *testing.T, ir *Ironic, uuid, target string, timeout time.Duration, want ...string) *Node {
 	t.Helper()
+	before, err := ir.Node(ctx, uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := ir.Provision(ctx, uuid, target); err != nil {
 		t.Fatal(err)
+	}
+	// A transition to the state the node is in (inspect: manageable -> manageable) must be seen
+	// to start before "settled" means anything.
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		n, err := ir.Node(ctx, uuid)
+		if err == nil && (n.ProvisionState != before.ProvisionState || deref(n.TargetProvisionState) != "") {
+			break
+		}
 	}
 	n, err := ir.WaitState(ctx, uuid, timeout, want...)
 	if err != nil {
@@ -469,6 +481,7 @@ func fastTrackFlow(ctx context.Context, t *testing.T, s *stack, settings map[str
 	setInstance(ctx, t, ir, n.UUID, s.image)
 	begin = time.Now()
 	provision(ctx, t, ir, n.UUID, "active", 10*time.Minute, "active")
+	active := time.Now()
 	t.Logf("deploy: %.1f s", time.Since(begin).Seconds())
 	pctx, pcancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer pcancel()
@@ -478,6 +491,8 @@ func fastTrackFlow(ctx context.Context, t *testing.T, s *stack, settings map[str
 	checkMarker(t, disk, s.image)
 	if boots := bmc.Boots(); len(boots) != 1 {
 		t.Errorf("fast track: the agent booted %d times for inspect, clean and deploy, want once", len(boots))
+	} else {
+		reportTimes(t, boots[0], active)
 	}
 	if err := bmc.Err(); err != nil {
 		t.Error(err)
