@@ -397,7 +397,7 @@ func (ir *Ironic) Node(ctx context.Context, uuid string) (*Node, error) {
 var ErrTimeout = errors.New("timed out")
 
 // WaitState polls the node until its provision_state is one of states and no transition is
-// pending, and returns it. A node that settles in another stable state (e.g. "clean
+// pending (a wanted "... failed" state counts at once), and returns it. A node that settles in another stable state (e.g. "clean
 // failed") is returned with an error naming the state and last_error.
 func (ir *Ironic) WaitState(ctx context.Context, uuid string, timeout time.Duration, states ...string) (*Node, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -409,7 +409,8 @@ func (ir *Ironic) WaitState(ctx context.Context, uuid string, timeout time.Durat
 			last = n
 			pending := n.TargetProvisionState != nil && *n.TargetProvisionState != ""
 			for _, s := range states {
-				if n.ProvisionState == s && !pending {
+				// A failed state keeps the target it failed to reach ("clean failed" -> available).
+				if n.ProvisionState == s && (!pending || strings.HasSuffix(s, "failed")) {
 					return n, nil
 				}
 			}

@@ -612,7 +612,7 @@ func negativeCells(ctx context.Context, t *testing.T, s *stack, ir *Ironic, sett
 func pushTampered(ctx context.Context, t *testing.T, s *stack) ironicURLs {
 	t.Helper()
 	ramdisk := filepath.Join(t.TempDir(), "tampered.cpio")
-	content := bytes.Repeat([]byte("tampered-ramdisk "), 4096)
+	content := append([]byte("070701"), bytes.Repeat([]byte("tampered-ramdisk "), 4096)...) // newc magic: ipa-oci checks it
 	if err := os.WriteFile(ramdisk, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
