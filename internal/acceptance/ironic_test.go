@@ -73,6 +73,7 @@ func TestIronicAcceptance(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	begin := time.Now()
+	testenv.Tool(t, "registry") // built here: the namespace has no route to the module proxy
 	art, err := Prepare(ctx, testenv.RepoRoot(t), t.TempDir(), testLog{t})
 	if err != nil {
 		t.Fatal(err)
@@ -327,6 +328,18 @@ func checkMarker(t *testing.T, disk string, img diskImage) {
 	}
 }
 
+// keepLog writes a log into $IPA_OCI_ACCEPTANCE_LOGDIR (when set), named after the test.
+func keepLog(t *testing.T, name, text string) {
+	dir := os.Getenv("IPA_OCI_ACCEPTANCE_LOGDIR")
+	if dir == "" {
+		return
+	}
+	p := filepath.Join(dir, strings.NewReplacer("/", "_").Replace(t.Name())+"-"+name)
+	if err := os.MkdirAll(dir, 0o755); err == nil {
+		_ = os.WriteFile(p, []byte(text), 0o644)
+	}
+}
+
 // vmStarter returns the BMC's power-on: QEMU TCG netbooting through its NIC's iPXE ROM,
 // chained to Ironic's boot.ipxe, with the agent's port forwarded from 10.0.2.2:9999.
 func vmStarter(ctx context.Context, art Artifacts, mac, disk, workDir string) func(*Console) (*kernelconfig.VM, error) {
@@ -356,6 +369,7 @@ func startIronic(ctx context.Context, t *testing.T, s *stack, cfg IronicConfig) 
 	t.Cleanup(func() {
 		web.Stop()
 		ir.Stop()
+		keepLog(t, "ironic.log", ir.LogText())
 		if t.Failed() {
 			t.Logf("--- ironic log (tail) ---\n%s", ir.LogTail(30000))
 			t.Logf("--- http_root access log (tail) ---\n%s", tail(web.Log(), 4000))
@@ -450,8 +464,9 @@ func fastTrackFlow(ctx context.Context, t *testing.T, s *stack, settings map[str
 	bmc := StartBMC(ctx, ir, n.UUID, vmStarter(ctx, s.art, mac, disk, t.TempDir()))
 	t.Cleanup(func() {
 		bmc.Stop()
-		if t.Failed() {
-			for i, b := range bmc.Boots() {
+		for i, b := range bmc.Boots() {
+			keepLog(t, fmt.Sprintf("boot%d-console.log", i+1), b.VM.Output())
+			if t.Failed() {
 				t.Logf("--- boot %d (%s) serial console (tail) ---\n%s", i+1, b.State, b.VM.ConsoleTail(20000))
 			}
 		}
@@ -643,8 +658,9 @@ func slowFlow(ctx context.Context, t *testing.T, s *stack, settings map[string]i
 	bmc := StartBMC(ctx, ir, n.UUID, vmStarter(ctx, s.art, mac, disk, t.TempDir()))
 	t.Cleanup(func() {
 		bmc.Stop()
-		if t.Failed() {
-			for i, b := range bmc.Boots() {
+		for i, b := range bmc.Boots() {
+			keepLog(t, fmt.Sprintf("boot%d-console.log", i+1), b.VM.Output())
+			if t.Failed() {
 				t.Logf("--- boot %d (%s) serial console (tail) ---\n%s", i+1, b.State, b.VM.ConsoleTail(20000))
 			}
 		}
@@ -685,4 +701,15 @@ func reportTimes(t *testing.T, b *Boot, active time.Time) {
 	}
 	t.Logf("deploy boot timeline from QEMU start: lookup %s, first heartbeat %s, image written %s, active %.1f s",
 		at("Lookup succeeded"), at("heartbeat successful"), at("written to device"), active.Sub(b.Started).Seconds())
+	// Where the boot spends its time (serial console milestones).
+	var steps []string
+	for _, m := range []struct{ name, line string }{
+		{"iPXE", "iPXE"}, {"ramdisk fetched", "deploy_ramdisk... ok"}, {"kernel", "Linux version"},
+		{"initramfs unpacked", "Freeing unused kernel image"}, {"init", "ipa-init: boot mode"},
+		{"udev settled", "ipa-init: modules:"}, {"network", "ipa-init: dhcp bound"},
+		{"agent started", "ipa-init: starting"}, {"agent running", "Starting ironic-python-agent version"},
+	} {
+		steps = append(steps, m.name+" "+at(m.line))
+	}
+	t.Logf("console milestones from QEMU start: %s", strings.Join(steps, ", "))
 }
