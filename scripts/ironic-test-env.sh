@@ -54,6 +54,10 @@ AGENT_SKIP=(dpkg debconf perl-base init-system-helpers adduser ucf sensible-util
 	python3-docutils docutils-common python3-testtools python3-fixtures lsb-release
 	python-babel-localedata ieee-data wget systemd)
 
+# Files of those packages the agent never uses: documentation, the udev hwdb sources, test
+# suites, ICU (only xfs_scrub links it), the qemu-utils tools other than qemu-img, setuptools.
+AGENT_DROP='^(usr/share/(doc|man|info|locale|lintian|bash-completion|zsh|bug)/|usr/lib/udev/hwdb\.d/|.*/tests?/|usr/lib/x86_64-linux-gnu/libicu|usr/sbin/xfs_scrub|usr/bin/qemu-(storage-daemon|nbd|io)$|usr/lib/python3/dist-packages/setuptools/)'
+
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap and chroot); CI runs as root"
 command -v debootstrap >/dev/null || die "debootstrap missing: apt-get install debootstrap (scripts/setup-test-env.sh)"
 
@@ -64,7 +68,7 @@ key() {
 	{
 		printf '%s\n' "$@" "suite=$SUITE" "mirror=$MIRROR" "format=1"
 		[ "$1" = base ] || declare -f in_root build "finish_$1"
-		[ "$1" != agent-rootfs ] || printf 'skip=%s\n' "${AGENT_SKIP[*]}"
+		[ "$1" != agent-rootfs ] || printf 'skip=%s\ndrop=%s\n' "${AGENT_SKIP[*]}" "$AGENT_DROP"
 	} | sha256sum | cut -c1-16
 }
 
@@ -196,7 +200,7 @@ for p in sorted(seen):
 			"$tree/usr/bin/ironic-python-agent" "$tree/etc/ironic-python-agent" "$tree/etc/ironic-python-agent.d" | sed "s|^$tree||"
 	} >>"$list"
 	mkdir -p "$image"
-	(cd "$tree" && sed 's|^/||' "$list" | grep -v -E '^(usr/share/(doc|man|info|locale|lintian|bash-completion|zsh|bug)/|usr/lib/udev/hwdb\.d/|.*/tests?/)' |
+	(cd "$tree" && sed 's|^/||' "$list" | grep -v -E "$AGENT_DROP" |
 		tar --no-recursion --ignore-failed-read -cf - -T - 2>/dev/null) | tar -xf - -C "$image"
 	mkdir -p "$image"/{proc,sys,dev,run,tmp,var/log,var/lib/ironic-python-agent,root}
 	cp "$tree/tmp/image-packages" "$image/etc/ipa-test-image.packages"
