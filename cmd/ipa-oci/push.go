@@ -71,7 +71,7 @@ REF is HOST[:PORT]/REPO:TAG or oci:DIR:TAG (an OCI image layout directory).`,
 }
 
 // printPushIronic prints the Ironic settings of the architecture just pushed to a registry,
-// read back by index digest: on stdout with --ironic, else on stderr (text) or as one log
+// read back by index digest (a failed read-back is a warning: the push succeeded): on stdout with --ironic, else on stderr (text) or as one log
 // entry (--log-format json, so that stderr stays JSON).
 func printPushIronic(cmd *cobra.Command, g *globalOptions, ref, indexDigest, arch string, toStdout bool, reg registryFlags) error {
 	r, err := images.ParseReference(ref, reg.options(g, cmd)...)
@@ -81,7 +81,9 @@ func printPushIronic(cmd *cobra.Command, g *globalOptions, ref, indexDigest, arc
 	byDigest := fmt.Sprintf("%s/%s@%s", r.Registry, r.Repository, indexDigest)
 	in, err := images.Inspect(cmd.Context(), byDigest, reg.options(g, cmd)...)
 	if err != nil {
-		return fmt.Errorf("push: read back the Ironic settings: %w", err)
+		// The push itself succeeded: say why the settings are missing, keep exit 0.
+		g.log.WithError(err).Warnf("pushed, but could not read back the Ironic settings; run ipa-oci inspect %s", byDigest)
+		return nil
 	}
 	var settings []images.PlatformFiles
 	for _, p := range in.Platforms {

@@ -492,6 +492,15 @@ func fastTrackFlow(ctx context.Context, t *testing.T, s *stack, settings map[str
 	if !regexp.MustCompile(`(?i)clean step.*erase_devices_metadata|erase_devices_metadata.*clean step`).MatchString(ir.LogText()) {
 		t.Errorf("conductor log shows no erase_devices_metadata clean step")
 	}
+	// The agent's side of the metadata erase (ipa-debug=1 logs every command): the partition
+	// table wiped, and fuser, which the image must carry, run on the disk.
+	if boots := bmc.Boots(); len(boots) > 0 {
+		for _, want := range []string{`CMD "wipefs --force --all /dev/vda" returned: 0`, `CMD "fuser /dev/vda" returned`} {
+			if _, ok := boots[0].Console.First(want); !ok {
+				t.Errorf("agent console lacks %q during cleaning", want)
+			}
+		}
+	}
 
 	setInstance(ctx, t, ir, n.UUID, s.image)
 	begin = time.Now()
