@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # ironic-test-env.sh — build (or return from the cache) the Debian trixie trees of the Ironic
 # acceptance test (internal/acceptance). Each result is cached under
-# ${IPA_OCI_CACHE:-~/.cache/ipa-oci}/ironic/ by the sha256 of its inputs (package lists, this
-# script, the suite and mirror), built in a temporary directory and renamed into place, so a
-# warm call returns at once and an interrupted build never leaves a half-written result.
+# ${IPA_OCI_CACHE:-~/.cache/ipa-oci}/ironic/ by the sha256 of its inputs (package lists, the
+# functions that build it, suite and mirror), built in a temporary directory and renamed into
+# place, so a warm call returns at once and an interrupted build never leaves a half-written
+# result. The debootstrap base (base-trixie-<hash>) is shared by both.
 #
 #   scripts/ironic-test-env.sh chroot
 #       a trixie chroot with Ironic 2025.1 (ironic-api, ironic-conductor, python3-ironicclient)
@@ -23,7 +24,7 @@ MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=trixie
 log() { printf 'ironic-test-env: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
-usage() { sed -n '2,19p' "$0" >&2; exit 2; }
+usage() { sed -n '2,20p' "$0" >&2; exit 2; }
 
 # Ironic 2025.1 (Debian 1:29.0.5) as an all-in-one process, plus what the test runs in the
 # chroot: update-ca-certificates for the test CA, sqlite3 to clear the parent_node column.
