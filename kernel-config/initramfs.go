@@ -19,6 +19,11 @@ type TestInitramfsOptions struct {
 	// A foreign-arch binary (FetchArm64Busybox) is checked without running it; its applet
 	// list then comes from the host's /bin/busybox, which must be the same version.
 	Busybox string
+	// BaseRoot, if set, is a root tree the image starts from instead of the stand-in agent
+	// (the Ironic acceptance test's Debian ironic-python-agent tree).
+	BaseRoot string
+	// Compress is "gzip" (default) or "zstd".
+	Compress string
 }
 
 // BuildTestInitramfs assembles the boot-test initramfs with scripts/mk-test-initramfs.sh:
@@ -36,6 +41,12 @@ func BuildTestInitramfs(ctx context.Context, opts TestInitramfsOptions) (string,
 	var env []string
 	if opts.Busybox != "" {
 		env = append(env, "BUSYBOX="+opts.Busybox)
+	}
+	if opts.BaseRoot != "" {
+		env = append(env, "BASE_ROOT="+opts.BaseRoot)
+	}
+	if opts.Compress != "" {
+		env = append(env, "COMPRESS="+opts.Compress)
 	}
 	if _, err := runScriptEnv(ctx, nil, env, "mk-test-initramfs.sh", args...); err != nil {
 		return "", fmt.Errorf("test initramfs %s: %w", opts.Output, err)

@@ -41,6 +41,8 @@ const (
 
 // Netboot makes the VM boot from the network (-boot n) with QEMU's built-in TFTP server
 // serving TFTPDir and announcing Bootfile by DHCP (iPXE ROMs from Debian's ipxe-qemu).
+// Without TFTPDir, Bootfile may be a URL that the NIC's iPXE ROM chains to directly, e.g.
+// Ironic's http://10.0.2.2:8080/boot.ipxe.
 type Netboot struct {
 	TFTPDir  string
 	Bootfile string
@@ -60,10 +62,15 @@ type VMConfig struct {
 	// NICModel is the -nic model (virtio-net-pci by default; e1000, e1000e, vmxnet3,
 	// rtl8139, ...). MAC is its address (QEMU's default when empty).
 	NICModel, MAC string
+	// NetOptions are added to the user-mode -nic option, e.g.
+	// "hostfwd=tcp:10.0.2.2:9999-:9999" so that a server beside QEMU reaches the guest.
+	NetOptions []string
 	// Disk is a disk controller name understood by DiskArgs ("" for no disk); DiskSizeMiB
-	// defaults to 64.
+	// defaults to 64. DiskImage, if set, is the raw disk image to attach, kept across boots
+	// (created sparse with DiskSizeMiB when missing); otherwise WorkDir/disk0.raw is made anew.
 	Disk        string
 	DiskSizeMiB int
+	DiskImage   string
 	// Netboot, if set, boots from the network instead of Kernel.
 	Netboot *Netboot
 	// MemoryMiB defaults to 512, CPUs to 1.
@@ -195,8 +202,14 @@ func QEMUArgs(cfg VMConfig) ([]string, error) {
 		nic += ",mac=" + cfg.MAC
 	}
 	if nb := cfg.Netboot; nb != nil {
-		nic += ",tftp=" + nb.TFTPDir + ",bootfile=" + nb.Bootfile
+		if nb.TFTPDir != "" {
+			nic += ",tftp=" + nb.TFTPDir
+		}
+		nic += ",bootfile=" + nb.Bootfile
 		args = append(args, "-boot", "n")
+	}
+	for _, o := range cfg.NetOptions {
+		nic += "," + o
 	}
 	args = append(args, "-nic", nic)
 	if cfg.Disk != "" {
@@ -209,8 +222,13 @@ func QEMUArgs(cfg VMConfig) ([]string, error) {
 			size = 64
 		}
 		img := filepath.Join(cfg.WorkDir, "disk0.raw")
-		if err := makeSparse(img, int64(size)<<20); err != nil {
-			return nil, fmt.Errorf("qemu: disk image: %w", err)
+		if cfg.DiskImage != "" {
+			img = cfg.DiskImage
+		}
+		if _, err := os.Stat(img); cfg.DiskImage == "" || errors.Is(err, os.ErrNotExist) {
+			if err := makeSparse(img, int64(size)<<20); err != nil {
+				return nil, fmt.Errorf("qemu: disk image: %w", err)
+			}
 		}
 		args = append(args, "-drive", "if=none,id=d0,format=raw,file="+img)
 		args = append(args, dargs...)

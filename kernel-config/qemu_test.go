@@ -1,6 +1,8 @@
 package kernelconfig
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -34,6 +36,26 @@ func TestQEMUArgs(t *testing.T) {
 	line = strings.Join(args, " ")
 	if !strings.Contains(line, "-boot n") || !strings.Contains(line, "tftp=/srv/tftp,bootfile=boot.ipxe") || strings.Contains(line, "-kernel") {
 		t.Errorf("netboot args wrong:\n%s", line)
+	}
+
+	disk := filepath.Join(dir, "kept.raw")
+	if err := os.WriteFile(disk, []byte("marker"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args, err = QEMUArgs(VMConfig{
+		Netboot: &Netboot{Bootfile: "http://10.0.2.2:8080/boot.ipxe"}, NetOptions: []string{"hostfwd=tcp:10.0.2.2:9999-:9999"},
+		Disk: "virtio-blk", DiskImage: disk, DiskSizeMiB: 5120, WorkDir: dir,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line = strings.Join(args, " ")
+	if !strings.Contains(line, "-nic user,model=virtio-net-pci,bootfile=http://10.0.2.2:8080/boot.ipxe,hostfwd=tcp:10.0.2.2:9999-:9999") ||
+		strings.Contains(line, "tftp=") || !strings.Contains(line, "file="+disk) {
+		t.Errorf("URL netboot / hostfwd / kept disk args wrong:\n%s", line)
+	}
+	if b, _ := os.ReadFile(disk); string(b) != "marker" {
+		t.Errorf("an existing DiskImage was overwritten: %q", b)
 	}
 
 	if _, err := QEMUArgs(VMConfig{Kernel: "/k", Disk: "floppy", WorkDir: dir}); err == nil || !strings.Contains(err.Error(), `unknown disk controller "floppy"`) {

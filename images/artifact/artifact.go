@@ -161,9 +161,9 @@ func (a *Artifact) IronicURL(f File) string {
 	return fmt.Sprintf("oci://%s@%s", a.Ref.Repository, f.Manifest.Digest)
 }
 
-// IronicSettings maps Ironic's driver_info fields (deploy_kernel, deploy_ramdisk) to the
+// IronicURLs maps Ironic's driver_info fields (deploy_kernel, deploy_ramdisk) to the
 // IronicURL of each file; nil when Ironic cannot reach the target.
-func (a *Artifact) IronicSettings() map[string]string {
+func (a *Artifact) IronicURLs() map[string]string {
 	var out map[string]string
 	for _, f := range a.Files {
 		if u := a.IronicURL(f); u != "" {

@@ -57,7 +57,7 @@ func Inspect(ctx context.Context, src InspectSource, ref content.Reference) (*In
 		if err != nil {
 			return nil, fmt.Errorf("inspect %s: %w", ref, err)
 		}
-		in.Platforms = append(in.Platforms, PlatformFiles{Arch: arch, Files: a.Files, Ironic: a.IronicSettings()})
+		in.Platforms = append(in.Platforms, PlatformFiles{Arch: arch, Files: a.Files, Ironic: a.IronicURLs()})
 	}
 	in.Referrers, err = src.Referrers(ctx, idxDesc.Digest)
 	if err != nil {

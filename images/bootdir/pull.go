@@ -206,7 +206,7 @@ func (d *destDir) install(ctx context.Context, o *options, src content.BlobFetch
 		return nil, err
 	}
 	rec := &Record{Ref: a.Ref.String(), Arch: a.Arch, IndexDigest: a.Index.Digest, IPAVersion: a.IPAVersion,
-		PulledAt: time.Now().UTC().Truncate(time.Second), Ironic: a.IronicSettings()}
+		PulledAt: time.Now().UTC().Truncate(time.Second), Ironic: a.IronicURLs()}
 	ids, err := d.fetchFiles(ctx, o, src, a, tmp)
 	if err != nil {
 		return nil, err

@@ -34,7 +34,7 @@ func StartTFTPD(t testing.TB, root string) *FileServer {
 		}
 	}
 	port := FreeUDPPort(t)
-	s := start(t, "in.tftpd", bin, "-L", "-s", "-u", "nobody", "-a", fmt.Sprintf("127.0.0.1:%d", port), root)
+	s := startServer(t, "in.tftpd", bin, "-L", "-s", "-u", "nobody", "-a", fmt.Sprintf("127.0.0.1:%d", port), root)
 	s.Addr = fmt.Sprintf("127.0.0.1:%d", port)
 	s.waitFor(t, func() bool { return udpListening(port) })
 	return s
@@ -49,7 +49,7 @@ func StartHTTPD(t testing.TB, root string) *FileServer {
 		t.Fatalf("busybox not found: install busybox-static (scripts/setup-test-env.sh does)")
 	}
 	port := FreePort(t)
-	s := start(t, "busybox httpd", bin, "httpd", "-f", "-u", "nobody:nogroup", "-p", fmt.Sprintf("127.0.0.1:%d", port), "-h", root)
+	s := startServer(t, "busybox httpd", bin, "httpd", "-f", "-u", "nobody:nogroup", "-p", fmt.Sprintf("127.0.0.1:%d", port), "-h", root)
 	s.Addr = fmt.Sprintf("127.0.0.1:%d", port)
 	s.waitFor(t, func() bool {
 		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
@@ -61,7 +61,7 @@ func StartHTTPD(t testing.TB, root string) *FileServer {
 	return s
 }
 
-func start(t testing.TB, name, bin string, args ...string) *FileServer {
+func startServer(t testing.TB, name, bin string, args ...string) *FileServer {
 	t.Helper()
 	s := &FileServer{cmd: exec.Command(bin, args...), log: &bytes.Buffer{}}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log

@@ -1,5 +1,6 @@
 // Package testenv starts the real components the tests run against: a CNCF Distribution
-// registry process, and the pinned Go tools (oras, crane) built from go.mod's tool block.
+// registry process (plain HTTP, with htpasswd, or over TLS with a test CA), and the pinned Go
+// tools (oras, crane) built from go.mod's tool block.
 package testenv
 
 import (
@@ -94,9 +95,28 @@ func StartRegistryWithAuth(t testing.TB, user, password string) *Registry {
 
 func startRegistry(t testing.TB, extraConfig string) *Registry {
 	t.Helper()
+	return start(t, registrySetup{addr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), extraConfig: extraConfig})
+}
+
+// registrySetup is how start runs the registry: listen address, extra configuration under
+// http: and at the top level, and how to probe it (default plain HTTP, http.DefaultClient).
+type registrySetup struct {
+	addr                   string
+	httpExtra, extraConfig string
+	scheme                 string
+	client                 *http.Client
+}
+
+func start(t testing.TB, s registrySetup) *Registry {
+	t.Helper()
+	if s.scheme == "" {
+		s.scheme = "http"
+	}
+	if s.client == nil {
+		s.client = http.DefaultClient
+	}
 	bin := Tool(t, "registry")
 	dir := t.TempDir()
-	port := FreePort(t)
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: warn
@@ -108,13 +128,13 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:%d
-`, filepath.Join(dir, "data"), port) + extraConfig
+  addr: %s
+`, filepath.Join(dir, "data"), s.addr) + s.httpExtra + s.extraConfig
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", port), Storage: filepath.Join(dir, "data"), log: &bytes.Buffer{}}
+	r := &Registry{Host: s.addr, Storage: filepath.Join(dir, "data"), log: &bytes.Buffer{}}
 	r.cmd = exec.Command(bin, "serve", cfgPath)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	r.cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
@@ -131,7 +151,7 @@ http:
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
-		resp, err := http.Get("http://" + r.Host + "/v2/")
+		resp, err := s.client.Get(s.scheme + "://" + r.Host + "/v2/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
