@@ -101,14 +101,24 @@ func (f *buildFlags) add(fs *pflag.FlagSet, kind flagKind) {
 			fs.MarkHidden(name) // no build, no fetch phase
 		}
 	}
+	if kind == buildKind || kind == makeKind {
+		fs.BoolVar(&f.updateLock, "update-lock", false, "resolve every floating input anew and rewrite the lock before building (default: use the lock; refuse one that no longer matches the config)")
+	}
 	if kind != buildKind {
 		return
 	}
 	fs.BoolVar(&f.clean, "clean", false, "remove the output tree (OUTPUT/buildroot, Buildroot's O=) before building; the download and ccache directories stay")
-	fs.BoolVar(&f.updateLock, "update-lock", false, "resolve every floating input anew and rewrite the lock before building (default: use the lock; refuse one that no longer matches the config)")
 	fs.StringVar(&f.push, "push", "", "after a successful build, push to REF (HOST/REPO:TAG or oci:DIR:TAG)")
 	fs.StringVar(&f.ipaVersion, "ipa-version", "", "with --push: IPA version annotation and VERSION-ARCH tag (default: the IPA ref)")
 	fs.StringSliceVar(&f.tags, "tag", nil, "with --push: extra tag (repeatable)")
+}
+
+// lockPolicy is what build, make and shell do with the lock: use it, or --update-lock.
+func (f *buildFlags) lockPolicy() builder.LockPolicy {
+	if f.updateLock {
+		return builder.LockUpdate
+	}
+	return builder.LockKeep
 }
 
 // rebuildFlagError refuses the flags whose values rebuild takes from the build-info.
@@ -195,6 +205,12 @@ func (f *buildFlags) options(cmd *cobra.Command, g *globalOptions, needOutput bo
 	if c.Output == "" && needOutput {
 		return builder.Options{}, errors.New("no output directory: pass --output DIR or set output in " + orConfigName(path))
 	}
+	if err := builder.CheckMakeArgs("--make-arg", c.MakeArgs); err != nil {
+		return builder.Options{}, err
+	}
+	if err := builder.CheckEnvNames(c.Env, os.Environ()); err != nil {
+		return builder.Options{}, err
+	}
 	if f.lockFile == "" {
 		f.lockFile = builder.LockPath(path)
 	}
@@ -239,11 +255,7 @@ matches the configuration is refused (naming the field) unless --update-lock. Se
 			if err != nil {
 				return err
 			}
-			policy := builder.LockKeep
-			if f.updateLock {
-				policy = builder.LockUpdate
-			}
-			l, _, err := builder.EnsureLock(cmd.Context(), o, f.lockFile, policy)
+			l, _, err := builder.EnsureLock(cmd.Context(), o, f.lockFile, f.lockPolicy())
 			if err != nil {
 				return buildError(cmd, err)
 			}

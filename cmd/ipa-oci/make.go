@@ -54,7 +54,7 @@ The exit status is make's. See docs/customise.md.`,
 			if err != nil {
 				return err
 			}
-			l, _, err := builder.EnsureLock(cmd.Context(), o, f.lockFile, builder.LockKeep)
+			l, _, err := builder.EnsureLock(cmd.Context(), o, f.lockFile, f.lockPolicy())
 			if err != nil {
 				return buildError(cmd, err)
 			}

@@ -25,7 +25,7 @@ is the shell's. See docs/customise.md.`,
 			if err != nil {
 				return err
 			}
-			l, _, err := builder.EnsureLock(cmd.Context(), o, f.lockFile, builder.LockKeep)
+			l, _, err := builder.EnsureLock(cmd.Context(), o, f.lockFile, f.lockPolicy())
 			if err != nil {
 				return buildError(cmd, err)
 			}
