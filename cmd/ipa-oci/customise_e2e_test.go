@@ -230,7 +230,7 @@ func TestE2EBuildEnvMakeArgClean(t *testing.T) {
 		{[]string{"--make-arg", "O=/tmp/x"}, "--make-arg O=...: O is not overridable: ipa-oci sets O=/ipa/output (Buildroot's output directory: use --output)"},
 		{[]string{"--env", "HOME"}, "--env HOME: not overridable: ipa-oci sets HOME=/tmp"},
 		{[]string{"--env", "IPA_OCI_E2E_UNSET"}, "--env IPA_OCI_E2E_UNSET: not overridable: ipa-oci sets the IPA_OCI_* variables"},
-		{[]string{"--env", "E2E_UNSET_VARIABLE"}, "--env E2E_UNSET_VARIABLE: E2E_UNSET_VARIABLE is not set in the environment"},
+		{[]string{"--env", "E2E_UNSET_VARIABLE"}, "--env E2E_UNSET_VARIABLE: E2E_UNSET_VARIABLE is not set in the environment; set it (its value is passed into the builder containers)"},
 	} {
 		r := ipa(t, append([]string{"build", "-c", p.cfg}, c.args...)...)
 		wantFailure(t, r, 1, "ipa-oci: "+c.want)
