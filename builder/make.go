@@ -124,7 +124,7 @@ func Make(ctx context.Context, o Options, m MakeOptions) (*MakeResult, error) {
 	script := b.makeScript(fetchSide, m.Silent, vars, targets)
 	b.log.WithFields(logrus.Fields{"phase": res.Phase, "network": network, "targets": strings.Join(m.Targets, " ")}).Info("make in the builder container")
 	watch := newMakeWatch()
-	code, err := b.attached(ctx, "make", res.Phase, network, mounts, ContainerOutputParent, []string{"/bin/bash", "-c", script}, m.Stdio, watch)
+	code, err := b.attached(ctx, "make", res.Phase, network, mounts, makeWorkDir, []string{"/bin/bash", "-c", script}, m.Stdio, watch)
 	watch.Close()
 	if err != nil {
 		return nil, err
@@ -147,9 +147,8 @@ func Make(ctx context.Context, o Options, m MakeOptions) (*MakeResult, error) {
 	return res, nil
 }
 
-// ContainerOutputParent is the working directory of `ipa-oci make` containers (/ipa, as for
-// the phases).
-const ContainerOutputParent = "/ipa"
+// makeWorkDir is the working directory of `ipa-oci make` containers, as of the phases'.
+const makeWorkDir = "/ipa"
 
 // makeScript configures O= when needed and runs make with vars and targets.
 func (b *build) makeScript(fetchSide, silent bool, vars, targets []string) string {

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/sirupsen/logrus"
 )
@@ -266,10 +267,15 @@ func (b *build) copyBack(wb *writeBack) (WrittenBack, error) {
 		b.log.WithFields(logrus.Fields{"target": wb.target, "file": wb.host}).Info("configuration unchanged")
 		return w, nil
 	}
+	oldInfo, statErr := os.Stat(wb.host)
 	if err := writeFileAtomic(wb.host, saved); err != nil {
 		return w, fmt.Errorf("write back %s: %w", wb.host, err)
 	}
 	os.Chtimes(wb.host, fi.ModTime(), fi.ModTime())
+	if st, ok := statOf(oldInfo, statErr); ok && os.Geteuid() == 0 && st.Uid != 0 {
+		// root wrote a file of the checkout's owner: it stays theirs.
+		os.Lchown(wb.host, int(st.Uid), int(st.Gid))
+	}
 	w.Changed = true
 	b.log.WithFields(logrus.Fields{"target": wb.target, "file": wb.host}).Info("configuration written back")
 	return w, nil
@@ -295,4 +301,12 @@ func KeepHeader(old, saved []byte) []byte {
 		return saved
 	}
 	return append(hdr, saved...)
+}
+
+func statOf(fi os.FileInfo, err error) (*syscall.Stat_t, bool) {
+	if err != nil {
+		return nil, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return st, ok
 }

@@ -24,7 +24,8 @@
 #
 # Cache: $IPA_OCI_CACHE/kernel/ (default ~/.cache/ipa-oci/kernel): src/<tarball>/ (the
 # source), <arch>-<hash>/ (results), obj/<arch>-<hash>/ (object directories of
-# kernel-config's configs, ~0.4 GB each; remove obj/ to reclaim the space).
+# kernel-config's configs, ~0.4 GB each; remove obj/ to reclaim the space), work/<arch>/
+# (where every compile runs; removed after it).
 #
 # Environment: IPA_OCI_CACHE (default ~/.cache/ipa-oci), IPA_OCI_KERNEL_SOURCE (default
 # /usr/src/linux-source-6.12.tar.xz), JOBS (default nproc), CROSS_COMPILE (arm64 default
@@ -130,10 +131,20 @@ install_result() {
 	mv "$out.tmp" "$out"
 }
 
+# Every compile runs in the same place, $CACHE/work/ARCH, under a lock: kbuild records the
+# absolute path of the tools it builds in the object directory (objtool), and a tool rebuilt at
+# another path makes every object rebuild. Object directories are copied to and from the cache.
+work_lock() { # work_lock ARCH — serialise the builds that use $CACHE/work/ARCH
+	mkdir -p "$CACHE/work"
+	exec 6>"$CACHE/work/.$1.lock"
+	flock 6
+}
+work_unlock() { flock -u 6; exec 6>&-; }
+
 # base_build ARCH — the build of kernel-config/ARCH.config with its object directory kept in
 # $CACHE/obj/ARCH-HASH; sets BASE_OUT and BASE_OBJ.
 base_build() {
-	local arch=$1 cfg hash out obj secs
+	local arch=$1 cfg hash out obj secs w
 	cfg=$ROOT/kernel-config/$arch.config
 	[ -r "$cfg" ] || die "no kernel config $cfg"
 	hash=$(config_hash "$arch" "$cfg")
@@ -145,14 +156,21 @@ base_build() {
 	exec 8>"$CACHE/.build-$arch-$hash.lock"
 	flock 8
 	if [ ! -e "$obj/.complete" ]; then
-		rm -rf "$obj.tmp" "$out.tmp"
+		work_lock "$arch"
+		w=$CACHE/work/$arch
+		rm -rf "$w" "$obj.tmp" "$out.tmp"
 		mkdir -p "$out.tmp"
-		log "building $arch kernel (kernel-config/$arch.config) in $obj (log: $out.tmp/build.log)"
-		configure "$arch" "$obj.tmp" "$cfg"
-		secs=$(compile "$arch" "$obj.tmp" "$out.tmp/build.log")
-		if [ -e "$out/.complete" ]; then rm -rf "$out.tmp"; else install_result "$arch" "$obj.tmp" "$out" "$secs"; fi
+		log "building $arch kernel (kernel-config/$arch.config) in $w (log: $out.tmp/build.log)"
+		configure "$arch" "$w" "$cfg"
+		secs=$(compile "$arch" "$w" "$out.tmp/build.log")
+		log "compiled in $secs s"
+		if [ -e "$out/.complete" ]; then rm -rf "$out.tmp"; else install_result "$arch" "$w" "$out" "$secs"; fi
+		cp -a "$w" "$obj.tmp"
+		echo "$secs" >"$obj.tmp/seconds"
 		touch "$obj.tmp/.complete"
 		mv "$obj.tmp" "$obj"
+		rm -rf "$w"
+		work_unlock
 	fi
 	flock -u 8
 	exec 8>&-
@@ -197,27 +215,33 @@ build-config)
 	[ -r "$cfg" ] || die "no kernel config $cfg"
 	hash=$(config_hash "$arch" "$cfg")
 	out=$CACHE/$arch-$hash
+	if [ "$hash" = "$(config_hash "$arch" "$ROOT/kernel-config/$arch.config")" ]; then
+		base_build "$arch" # the committed config: its build, object directory included
+		echo "$BASE_OUT"
+		exit 0
+	fi
 	if [ -e "$out/.complete" ]; then
 		log "cached: $out"
 		echo "$out"
 		exit 0
 	fi
 	base_build "$arch"
-	[ "$BASE_OUT" = "$out" ] && { echo "$out"; exit 0; }
 	exec 7>"$CACHE/.build-$arch-$hash.lock"
 	flock 7
 	if [ ! -e "$out/.complete" ]; then
-		obj=$out.obj
-		rm -rf "$obj" "$out.tmp"
+		work_lock "$arch"
+		w=$CACHE/work/$arch
+		rm -rf "$w" "$out.tmp"
 		mkdir -p "$out.tmp"
-		log "building $arch kernel for $cfg from a copy of $BASE_OBJ (log: $out.tmp/build.log)"
-		cp -a "$BASE_OBJ" "$obj" # time stamps kept: kbuild rebuilds what the new config touches
-		rm -f "$obj/.complete"
-		cp "$cfg" "$obj/.config"
-		kmake "$arch" "$obj" -s olddefconfig >&2
-		secs=$(compile "$arch" "$obj" "$out.tmp/build.log")
-		install_result "$arch" "$obj" "$out" "$secs"
-		rm -rf "$obj"
+		log "building $arch kernel for $cfg from a copy of $BASE_OBJ in $w (log: $out.tmp/build.log)"
+		cp -a "$BASE_OBJ" "$w" # time stamps kept: kbuild rebuilds what the new config touches
+		rm -f "$w/.complete" "$w/seconds"
+		cp "$cfg" "$w/.config"
+		kmake "$arch" "$w" -s olddefconfig >&2
+		secs=$(compile "$arch" "$w" "$out.tmp/build.log")
+		install_result "$arch" "$w" "$out" "$secs"
+		rm -rf "$w"
+		work_unlock
 	fi
 	echo "$out"
 	;;

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -84,14 +85,16 @@ func startOnPTY(t *testing.T, cols, rows uint16, limit time.Duration, args ...st
 	return p
 }
 
-// waitFor waits until the terminal has shown s (after everything waited for before).
+// terminalControls are the escape sequences curses programs draw with: colours, cursor
+// moves, character set switches.
+var terminalControls = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|\x1b[=>]|[\x0e\x0f]`)
+
+// waitFor waits until the terminal has shown s (after what forget dropped), escape sequences
+// left out.
 func (p *ptyRun) waitFor(t *testing.T, s string) {
 	t.Helper()
 	for {
-		p.mu.Lock()
-		i := strings.Index(p.screen.String(), s)
-		p.mu.Unlock()
-		if i >= 0 {
+		if strings.Contains(p.plain(), s) {
 			return
 		}
 		select {
@@ -108,6 +111,9 @@ func (p *ptyRun) forget() {
 	p.screen.Reset()
 	p.mu.Unlock()
 }
+
+// plain is what the terminal showed, escape sequences left out.
+func (p *ptyRun) plain() string { return terminalControls.ReplaceAllString(p.text(), "") }
 
 // text is what the terminal showed, escape sequences included.
 func (p *ptyRun) text() string {
