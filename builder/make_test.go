@@ -307,13 +307,20 @@ func TestBuildExtrasAndClean(t *testing.T) {
 	assertNoContainers(t, out)
 }
 
-// signalWriter closes ch at the first write.
+// signalWriter closes ch once "started\n" was written to it.
 type signalWriter struct {
 	ch   chan struct{}
 	once sync.Once
+	mu   sync.Mutex
+	buf  bytes.Buffer
 }
 
 func (w *signalWriter) Write(p []byte) (int, error) {
-	w.once.Do(func() { close(w.ch) })
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Contains(w.buf.String(), "started\n") {
+		w.once.Do(func() { close(w.ch) })
+	}
 	return len(p), nil
 }

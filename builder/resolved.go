@@ -128,6 +128,10 @@ func Resolve(o Options, lockPath string) (*Resolved, error) {
 	cfgBuilder.Runs = orDefault(o.BuilderImage, o.BuilderPin)
 	r.BuilderImage = cfgBuilder
 
+	if o.Output == "" {
+		r.Notes = append(r.Notes, "output: not set (ipa-oci build needs --output or output:); <output> stands for it below")
+		o.Output = "<output>"
+	}
 	b := &build{o: o}
 	uid, gid, _, err := containerUser(o.User)
 	if err != nil {
@@ -181,10 +185,7 @@ func Resolve(o Options, lockPath string) (*Resolved, error) {
 		r.Notes = append(r.Notes, "git commits: resolved by `ipa-oci lock` (shown as <commit> in the make command)")
 	}
 	r.External, r.KernelConfig, r.Defconfig, r.Arch = o.External, o.KernelConfig, o.Defconfig, o.Arch
-	r.Jobs, r.Output, r.BuildrootOutput = o.Jobs, o.Output, ""
-	if o.Output != "" {
-		r.BuildrootOutput = b.brOut()
-	}
+	r.Jobs, r.Output, r.BuildrootOutput = o.Jobs, o.Output, b.brOut()
 	r.DLDir, r.CcacheDir, r.CacheDir = o.DLDir, o.CcacheDir, o.CacheDir
 	r.HostNetwork, r.Offline = o.HostNetwork, o.Offline
 	r.User = fmt.Sprintf("%d:%d", uid, gid)
