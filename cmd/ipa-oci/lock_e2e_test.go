@@ -212,7 +212,7 @@ func TestE2ELockBuildRebuild(t *testing.T) {
 
 	// A build without a lock locks first (and says so): the moved branches, beta 1.0 now.
 	r = ipa(t, "build", "-c", p.cfg, "-o", filepath.Join(p.dir, "out2"))
-	if r.code != 0 || !strings.Contains(r.stderr, "no ipa-oci.lock: running `ipa-oci lock` first") {
+	if r.code != 0 || !strings.Contains(r.stderr, "no "+p.lock+": running `ipa-oci lock` first") {
 		t.Fatalf("build without a lock: exit %d\n%s", r.code, r.stderr)
 	}
 	l2, err := builder.LoadLock(p.lock)
