@@ -104,6 +104,21 @@ type Options struct {
 	// HostEnv is the environment proxies are taken from (default os.Environ()); host-side git
 	// also takes its allow-list (gitEnvAllow) from it.
 	HostEnv []string
+	// Env names more host environment variables (taken from HostEnv) every container gets on
+	// top of the proxy variables (--env NAME); build-info records each name with the sha256 of
+	// its value (CheckEnvNames says which names are refused).
+	Env []string
+	// MakeArgs are NAME=VALUE make variables added to every make call (--make-arg), recorded
+	// in build-info (CheckMakeArgs says which are refused).
+	MakeArgs []string
+	// Clean removes the output tree (Clean) before building; the download and ccache
+	// directories stay.
+	Clean bool
+
+	// ConfigFile and LockFile are the configuration and lock files actually used (as the user
+	// named them), so messages name them; empty: ipa-oci.yaml / ipa-oci.lock.
+	ConfigFile string
+	LockFile   string
 	// ForceFetch runs the fetch phase even when its stamp says the inputs were fetched.
 	ForceFetch bool
 
@@ -169,6 +184,37 @@ type build struct {
 // newBuild checks and completes o. locking: for ResolveLock, which needs no output
 // directory or defconfig.
 func newBuild(ctx context.Context, o Options, locking bool) (*build, error) {
+	if err := o.normalize(!locking); err != nil {
+		return nil, err
+	}
+	if o.Lock != nil && !locking {
+		if err := applyLock(&o); err != nil {
+			return nil, err
+		}
+	}
+	b := &build{o: o, log: o.Log.WithField("component", "build"), git: newGitRunner(o.HostEnv), locking: locking}
+	var err error
+	if b.uid, b.gid, b.chownOut, err = containerUser(o.User); err != nil {
+		return nil, err
+	}
+	rnd := make([]byte, 6)
+	rand.Read(rnd)
+	b.id = hex.EncodeToString(rnd)
+	b.cli = o.Docker
+	if b.cli == nil {
+		c, err := NewDockerClient(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b.cli, b.closeDocker = c, true
+	}
+	return b, nil
+}
+
+// normalize fills o's defaults, makes its paths absolute and checks what needs no engine:
+// the architecture, the make arguments and environment names, and (needDefconfig) that the
+// output directory is set and the defconfig exists.
+func (o *Options) normalize(needDefconfig bool) error {
 	if o.Log == nil {
 		l := logrus.New()
 		l.SetOutput(io.Discard)
@@ -176,7 +222,7 @@ func newBuild(ctx context.Context, o Options, locking bool) (*build, error) {
 	}
 	arch, err := NormalizeArch(o.Arch)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	o.Arch = arch
 	if o.Defconfig == "" {
@@ -185,8 +231,8 @@ func newBuild(ctx context.Context, o Options, locking bool) (*build, error) {
 	if !strings.HasSuffix(o.Defconfig, "_defconfig") {
 		o.Defconfig += "_defconfig"
 	}
-	if o.Output == "" && !locking {
-		return nil, errors.New("no output directory: pass --output DIR")
+	if o.Output == "" && needDefconfig {
+		return errors.New("no output directory: pass --output DIR or set output in " + o.configName())
 	}
 	if o.CacheDir == "" {
 		o.CacheDir = DefaultCacheDir()
@@ -204,35 +250,36 @@ func newBuild(ctx context.Context, o Options, locking bool) (*build, error) {
 		if *p != "" {
 			a, err := filepath.Abs(*p)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			*p = a
 		}
 	}
-	if fi, err := os.Stat(filepath.Join(o.External, "configs", o.Defconfig)); !locking && (err != nil || !fi.Mode().IsRegular()) {
-		return nil, fmt.Errorf("defconfig %s not found in %s/configs: check --external and --defconfig", o.Defconfig, o.External)
+	if err := CheckMakeArgs("--make-arg", o.MakeArgs); err != nil {
+		return err
 	}
-	if o.Lock != nil && !locking {
-		if err := applyLock(&o); err != nil {
-			return nil, err
-		}
+	if err := CheckEnvNames(o.Env, o.HostEnv); err != nil {
+		return err
 	}
-	b := &build{o: o, log: o.Log.WithField("component", "build"), git: newGitRunner(o.HostEnv), locking: locking}
-	if b.uid, b.gid, b.chownOut, err = containerUser(o.User); err != nil {
-		return nil, err
+	if fi, err := os.Stat(o.defconfigPath()); needDefconfig && (err != nil || !fi.Mode().IsRegular()) {
+		return fmt.Errorf("defconfig %s not found in %s/configs: check --external and --defconfig", o.Defconfig, o.External)
 	}
-	rnd := make([]byte, 6)
-	rand.Read(rnd)
-	b.id = hex.EncodeToString(rnd)
-	b.cli = o.Docker
-	if b.cli == nil {
-		c, err := NewDockerClient(ctx)
-		if err != nil {
-			return nil, err
-		}
-		b.cli, b.closeDocker = c, true
+	return nil
+}
+
+// defconfigPath is the host path of the defconfig the build configures Buildroot with.
+func (o *Options) defconfigPath() string { return filepath.Join(o.External, "configs", o.Defconfig) }
+
+// configName and lockName name the configuration and lock files in messages: the files
+// actually used, or their default names.
+func (o *Options) configName() string { return orDefault(o.ConfigFile, ConfigFileName) }
+func (o *Options) lockName() string   { return orDefault(o.LockFile, LockFileName) }
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
 	}
-	return b, nil
+	return s
 }
 
 // containerUser returns the container uid:gid and whether host-written files get chowned.
@@ -265,16 +312,7 @@ func containerUser(user string) (uid, gid int, chown bool, err error) {
 
 func (b *build) run(ctx context.Context) (*Result, error) {
 	o := b.o
-	if err := b.checkBuilderImage(ctx); err != nil {
-		return nil, err
-	}
-	if err := b.prepareDirs(); err != nil {
-		return nil, err
-	}
-	if err := b.resolveInputs(ctx); err != nil {
-		return nil, err
-	}
-	if err := b.writeLockFiles(); err != nil {
+	if err := b.prepare(ctx); err != nil {
 		return nil, err
 	}
 	logPath := filepath.Join(o.Output, BuildLogName)

@@ -33,6 +33,17 @@ type Inputs struct {
 	BuilderImage    ImageInput     `json:"builderImage"`
 	SourceDateEpoch int64          `json:"sourceDateEpoch"`
 	LegalInfo       bool           `json:"legalInfo,omitempty"`
+	// MakeArgs are the extra make variables of every make call (--make-arg), verbatim.
+	MakeArgs []string `json:"makeArgs,omitempty"`
+	// Env are the host variables passed into the containers beyond the allow-list (--env):
+	// the name and the sha256 of the value, which may be a secret and is not recorded.
+	Env []EnvInput `json:"env,omitempty"`
+}
+
+// EnvInput is one variable passed with --env: its name and the sha256 (hex) of its value.
+type EnvInput struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
 }
 
 // BuildrootInput is the Buildroot release (URL + tarball sha256) or a local tree (its hash).

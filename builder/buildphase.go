@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/moby/moby/api/types/mount"
 )
 
 // exitMissingSource is the build-phase script's exit code when `make source` fails with the
@@ -17,12 +19,7 @@ const exitMissingSource = 97
 // nothing it runs can change what a later fetch phase or the host's git reads.
 func (b *build) buildPhase(ctx context.Context) error {
 	o := b.o
-	mounts := append(b.inputMounts(),
-		bind(b.brOut(), ContainerOutput, false),
-		bind(o.DLDir, ContainerDL, true),
-		bind(o.CcacheDir, ContainerCcache, false),
-	)
-	err := b.phase(ctx, "build", networkNone, mounts, b.buildScript())
+	err := b.phase(ctx, "build", networkNone, b.buildMounts(), b.buildScript())
 	var ce *ContainerExitError
 	if errors.As(err, &ce) && ce.Code == exitMissingSource {
 		hint := "run without --offline so the fetch phase downloads it"
@@ -32,6 +29,17 @@ func (b *build) buildPhase(ctx context.Context) error {
 		return fmt.Errorf("a source is missing from the download cache %s and the build phase has no network (and may not write there): %s\n%w", o.DLDir, hint, err)
 	}
 	return err
+}
+
+// buildMounts are the build phase's mounts: the inputs read-only, O= (OUTPUT/buildroot) and
+// the ccache directory read-write, the download cache read-only. `ipa-oci make` (all but
+// downloading targets) and `ipa-oci shell` run with exactly these.
+func (b *build) buildMounts() []mount.Mount {
+	return append(b.inputMounts(),
+		bind(b.brOut(), ContainerOutput, false),
+		bind(b.o.DLDir, ContainerDL, true),
+		bind(b.o.CcacheDir, ContainerCcache, false),
+	)
 }
 
 func (b *build) buildScript() string {

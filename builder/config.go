@@ -35,6 +35,11 @@ type Config struct {
 	// PythonIndex is the PEP 503 "simple" index `ipa-oci lock` resolves the agent's wheels
 	// against (default DefaultPythonIndex): a mirror or a private index.
 	PythonIndex string `json:"pythonIndex,omitempty"`
+	// Env names host environment variables passed into the builder containers on top of the
+	// proxy variables (--env); MakeArgs are NAME=VALUE make variables added to every make call
+	// (--make-arg). Both are recorded in build-info.
+	Env      []string `json:"env,omitempty"`
+	MakeArgs []string `json:"makeArgs,omitempty"`
 }
 
 // BuildrootConfig names the Buildroot release: a tarball URL and its sha256, or a local tree.

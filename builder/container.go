@@ -39,7 +39,7 @@ func (b *build) makeVars() []string {
 	if b.lockDir != "" {
 		vars = append(vars, WheelsMkVar+"="+ContainerLock+"/"+WheelsMkName)
 	}
-	return vars
+	return append(vars, b.o.MakeArgs...) // --make-arg (extras.go)
 }
 
 // env is the container environment: what ipa-oci sets plus the host's proxy variables.
@@ -85,7 +85,7 @@ func (b *build) env(phase string) []string {
 			}
 		}
 	}
-	return env
+	return append(env, b.extraEnv()...) // --env (extras.go)
 }
 
 func bind(src, dst string, ro bool) mount.Mount {

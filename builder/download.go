@@ -143,7 +143,7 @@ func download(ctx context.Context, d *httpDownloader, rawURL, dst, sum string) e
 		return err
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
-		return fmt.Errorf("download %s: sha256 is %s, want %s; check the url and sha256 in %s", rawURL, got, sum, ConfigFileName)
+		return fmt.Errorf("download %s: sha256 is %s, want %s; check buildroot.url and buildroot.sha256", rawURL, got, sum)
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return err

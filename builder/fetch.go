@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 )
 
@@ -18,8 +19,18 @@ const (
 	networkHost    = "host"    // fetch phase with --host-network: the host's network namespace
 )
 
-// errNoDefaultNetwork explains why a fetch phase cannot run on an engine without a bridge.
-var errNoDefaultNetwork = errors.New("the Docker engine has no default bridge network (dockerd --bridge=none?), so the fetch phase and the lock step would have no network: pass --host-network (or set hostNetwork: true in " + ConfigFileName + ") to run it in the host's network namespace, give the engine a bridge, or build --offline from a filled download cache")
+// errNoDefaultNetwork is the error of a fetch phase on an engine without a bridge (the
+// message, NoDefaultNetworkError, names the configuration file).
+var errNoDefaultNetwork = errors.New("the Docker engine has no default bridge network")
+
+// NoDefaultNetworkError explains why a fetch phase cannot run on an engine without a bridge.
+type NoDefaultNetworkError struct{ ConfigFile string }
+
+func (e *NoDefaultNetworkError) Error() string {
+	return errNoDefaultNetwork.Error() + " (dockerd --bridge=none?), so the fetch phase and the lock step would have no network: pass --host-network (or set hostNetwork: true in " + orDefault(e.ConfigFile, ConfigFileName) + ") to run it in the host's network namespace, give the engine a bridge, or build --offline from a filled download cache"
+}
+
+func (e *NoDefaultNetworkError) Unwrap() error { return errNoDefaultNetwork }
 
 // fetch runs the fetch phase unless --offline or a stamp for these inputs says it is done.
 // It sees the download cache read-write, except the host-owned git mirrors and stamps, and a
@@ -38,25 +49,16 @@ func (b *build) fetch(ctx context.Context) error {
 		b.res.FetchSkipped = true
 		return nil
 	}
-	network, err := fetchNetwork(ctx, b.cli, o.HostNetwork)
+	network, err := b.fetchNetwork(ctx)
 	if err != nil {
 		return err
 	}
-	scratch := filepath.Join(o.Output, ".fetch-output")
-	if err := os.RemoveAll(scratch); err != nil {
-		return fmt.Errorf("remove %s: %w", scratch, err)
-	}
-	if err := os.Mkdir(scratch, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", scratch, err)
+	scratch, err := b.freshScratch()
+	if err != nil {
+		return err
 	}
 	defer os.RemoveAll(scratch)
-	b.ownForContainer(scratch)
-	mounts := append(b.inputMounts(),
-		bind(scratch, ContainerOutput, false),
-		bind(o.DLDir, ContainerDL, false),
-		bind(b.mirrorsDir(), ContainerDL+"/ipa-oci-git", true),
-		bind(b.stampsDir(), ContainerDL+"/.ipa-oci-fetch", true),
-	)
+	mounts := b.fetchMounts(scratch)
 	watch := &hashWatch{}
 	b.sink.watch = func(_, l string) { watch.line(l) }
 	defer func() { b.sink.watch = nil }()
@@ -69,9 +71,46 @@ func (b *build) fetch(ctx context.Context) error {
 	return nil
 }
 
-// fetchNetwork picks the fetch phase's network: host networking when asked for, else the
+// scratchDirName is the fetch phase's throw-away O= in the output directory.
+const scratchDirName = ".fetch-output"
+
+// freshScratch creates an empty OUTPUT/.fetch-output for a fetch-phase container's O=.
+func (b *build) freshScratch() (string, error) {
+	scratch := filepath.Join(b.o.Output, scratchDirName)
+	if err := os.RemoveAll(scratch); err != nil {
+		return "", fmt.Errorf("remove %s: %w", scratch, err)
+	}
+	if err := os.Mkdir(scratch, 0o755); err != nil {
+		return "", fmt.Errorf("create %s: %w", scratch, err)
+	}
+	b.ownForContainer(scratch)
+	return scratch, nil
+}
+
+// fetchMounts are the fetch phase's mounts: the inputs read-only, the scratch O= and the
+// download cache read-write, the host's git mirrors and fetch stamps read-only. `ipa-oci make`
+// runs its downloading targets with exactly these.
+func (b *build) fetchMounts(scratch string) []mount.Mount {
+	return append(b.inputMounts(),
+		bind(scratch, ContainerOutput, false),
+		bind(b.o.DLDir, ContainerDL, false),
+		bind(b.mirrorsDir(), ContainerDL+"/ipa-oci-git", true),
+		bind(b.stampsDir(), ContainerDL+"/.ipa-oci-fetch", true),
+	)
+}
+
+// fetchNetwork is fetchNetworkMode for this build, its error naming the configuration file.
+func (b *build) fetchNetwork(ctx context.Context) (string, error) {
+	n, err := fetchNetworkMode(ctx, b.cli, b.o.HostNetwork)
+	if errors.Is(err, errNoDefaultNetwork) {
+		return "", &NoDefaultNetworkError{ConfigFile: b.o.ConfigFile}
+	}
+	return n, err
+}
+
+// fetchNetworkMode picks the fetch phase's network: host networking when asked for, else the
 // engine's default network if it has one (Docker's "bridge", Podman's "podman").
-func fetchNetwork(ctx context.Context, cli client.APIClient, hostNetwork bool) (string, error) {
+func fetchNetworkMode(ctx context.Context, cli client.APIClient, hostNetwork bool) (string, error) {
 	if hostNetwork {
 		return networkHost, nil
 	}

@@ -22,7 +22,7 @@ func (b *build) checkBuilderImage(ctx context.Context) error {
 		ref = o.BuilderPin
 	}
 	if ref == "" {
-		return errors.New("no builder image: run `ipa-oci builder build`, then set builder.image (or builder.id) in " + ConfigFileName + ", or pass --builder-image")
+		return errors.New("no builder image: run `ipa-oci builder build`, then set builder.image (or builder.id) in " + o.configName() + ", or pass --builder-image")
 	}
 	actx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
@@ -31,32 +31,36 @@ func (b *build) checkBuilderImage(ctx context.Context) error {
 		return fmt.Errorf("builder image %s: %w; build it with `ipa-oci builder build`", ref, err)
 	}
 	id := ii.ID
-	pins := [][2]string{{o.BuilderPin, ConfigFileName}}
+	type pin struct {
+		id, file string
+		lock     bool
+	}
+	pins := []pin{{o.BuilderPin, o.configName(), false}}
 	if o.Lock != nil && !b.locking {
-		pins = append(pins, [2]string{o.Lock.BuilderImage, LockFileName})
+		pins = append(pins, pin{o.Lock.BuilderImage, o.lockName(), true})
 	}
 	pinned := false
 	for _, p := range pins {
-		if p[0] == "" {
+		if p.id == "" {
 			continue
 		}
 		pinned = true
 		switch {
-		case matchesPin(id, ii.RepoDigests, p[0]):
+		case matchesPin(id, ii.RepoDigests, p.id):
 		case o.AllowUnpinned:
-			b.log.WithFields(logrus.Fields{"image": ref, "id": id, "pin": p[0], "pinnedBy": p[1]}).Warn("--builder-image overrides the pinned builder image")
-		case p[1] == LockFileName:
-			return fmt.Errorf("builder image %s is %s but %s pins %s: rebuild the pinned image, pin this one with `ipa-oci lock --update`, or pass --builder-image %s to override", ref, id, p[1], p[0], ref)
+			b.log.WithFields(logrus.Fields{"image": ref, "id": id, "pin": p.id, "pinnedBy": p.file}).Warn("--builder-image overrides the pinned builder image")
+		case p.lock:
+			return fmt.Errorf("builder image %s is %s but %s pins %s: rebuild the pinned image, pin this one with `ipa-oci lock --update`, or pass --builder-image %s to override", ref, id, p.file, p.id, ref)
 		default:
-			return fmt.Errorf("builder image %s is %s but %s pins %s: rebuild the pinned image, update builder.id, or pass --builder-image %s to override", ref, id, p[1], p[0], ref)
+			return fmt.Errorf("builder image %s is %s but %s pins %s: rebuild the pinned image, update builder.id, or pass --builder-image %s to override", ref, id, p.file, p.id, ref)
 		}
 	}
 	switch {
 	case pinned || o.AllowUnpinned:
 	case b.locking:
-		b.log.WithFields(logrus.Fields{"image": ref, "id": id}).Info("builder image not pinned in " + ConfigFileName + ": " + LockFileName + " pins its ID")
+		b.log.WithFields(logrus.Fields{"image": ref, "id": id}).Info("builder image not pinned in " + o.configName() + ": " + o.lockName() + " pins its ID")
 	default:
-		return fmt.Errorf("builder image %s (%s) is not pinned: build from %s (`ipa-oci lock` pins it), set builder.id: %s in %s, or pass --builder-image to use it unpinned", ref, id, LockFileName, id, ConfigFileName)
+		return fmt.Errorf("builder image %s (%s) is not pinned: build from %s (`ipa-oci lock` pins it), set builder.id: %s in %s, or pass --builder-image to use it unpinned", ref, id, o.lockName(), id, o.configName())
 	}
 	b.info.Inputs.BuilderImage = ImageInput{Ref: ref, ID: id}
 	b.log.WithFields(logrus.Fields{"image": ref, "id": id}).Info("builder image")
@@ -85,11 +89,15 @@ func (b *build) resolveInputs(ctx context.Context) error {
 		in.Buildroot = BuildrootInput{Version: o.Buildroot.Version, Local: true}
 	} else {
 		if o.Buildroot.URL == "" || o.Buildroot.SHA256 == "" {
-			return errors.New("no Buildroot: set buildroot.url and buildroot.sha256 in " + ConfigFileName + " or pass --buildroot-src DIR")
+			return errors.New("no Buildroot: set buildroot.url and buildroot.sha256 in " + o.configName() + " or pass --buildroot-src DIR")
 		}
 		tree, err := fetchBuildroot(ctx, o.CacheDir, o.Buildroot.URL, o.Buildroot.SHA256, o.Offline, b.log)
 		if err != nil {
-			return err
+			from := o.configName()
+			if o.Lock != nil {
+				from = o.lockName()
+			}
+			return fmt.Errorf("%w (from %s)", err, from)
 		}
 		b.brTree = tree
 		in.Buildroot = BuildrootInput{Version: o.Buildroot.Version, URL: o.Buildroot.URL,
@@ -124,6 +132,7 @@ func (b *build) resolveInputs(ctx context.Context) error {
 		}
 		in.SourceDateEpoch = in.IPA.CommitTime
 	}
+	b.recordExtras()
 	return nil
 }
 
@@ -187,6 +196,13 @@ func (b *build) fetchKeyText() string {
 		if g != nil {
 			fmt.Fprintf(&sb, "git %s %s %s\n", g.Repo, g.Ref, g.Commit)
 		}
+	}
+	// --make-arg (BR2_PRIMARY_SITE=...) and --env can change what is downloaded.
+	for _, a := range in.MakeArgs {
+		fmt.Fprintf(&sb, "make-arg %q\n", a)
+	}
+	for _, e := range in.Env {
+		fmt.Fprintf(&sb, "env %s %s\n", e.Name, e.SHA256)
 	}
 	return sb.String()
 }

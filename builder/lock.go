@@ -437,11 +437,13 @@ type LockMismatchError struct {
 	Field  string // e.g. "requirements.ref"
 	Config string // the value in the configuration (ipa-oci.yaml and flags)
 	Locked string // the value in the lock
+	// ConfigFile and LockFile name the files compared (default ipa-oci.yaml, ipa-oci.lock).
+	ConfigFile, LockFile string
 }
 
 func (e *LockMismatchError) Error() string {
 	return fmt.Sprintf("%s does not match the configuration: %s is %s in %s (or its flag) but %s in the lock; run `ipa-oci lock` to resolve it anew, or pass --update-lock",
-		LockFileName, e.Field, orEmpty(e.Config), ConfigFileName, orEmpty(e.Locked))
+		orDefault(e.LockFile, LockFileName), e.Field, orEmpty(e.Config), orDefault(e.ConfigFile, ConfigFileName), orEmpty(e.Locked))
 }
 
 func orEmpty(s string) string {

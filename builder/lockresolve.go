@@ -171,7 +171,7 @@ func (b *build) resolvePython(ctx context.Context) (*LockedPython, error) {
 			return nil, err
 		}
 	}
-	network, err := fetchNetwork(ctx, b.cli, o.HostNetwork)
+	network, err := b.fetchNetwork(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -343,9 +343,9 @@ func (p *resolveProblem) err(b *build, index, pyVersion string) error {
 		}
 		return fmt.Errorf("lock: python dependency %s%s has no pure-Python wheel on %s (%s) and no Buildroot package provides it: Buildroot's %s is needed: %s", dep, arch, index, have, pkg, where)
 	case "not-found":
-		return fmt.Errorf("lock: python dependency %s is not on the index %s: check pythonIndex in %s", dep, index, ConfigFileName)
+		return fmt.Errorf("lock: python dependency %s is not on the index %s: check pythonIndex in %s", dep, index, b.o.configName())
 	case "pin-not-found":
-		return fmt.Errorf("lock: python dependency %s (pinned by upper-constraints.txt) is not on the index %s: check pythonIndex in %s", dep, index, ConfigFileName)
+		return fmt.Errorf("lock: python dependency %s (pinned by upper-constraints.txt) is not on the index %s: check pythonIndex in %s", dep, index, b.o.configName())
 	case "no-version":
 		return fmt.Errorf("lock: python dependency %s%s: %s", dep, arch, detail)
 	case "conflict":

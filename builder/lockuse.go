@@ -24,7 +24,7 @@ func applyLock(o *Options) error {
 	}
 	if l.Buildroot.TreeSHA256 != "" {
 		if o.Buildroot.Src == "" {
-			return fmt.Errorf("%s pins a local Buildroot tree (treeSha256 %s): pass --buildroot-src (or set buildroot.src) with that tree", LockFileName, l.Buildroot.TreeSHA256)
+			return fmt.Errorf("%s pins a local Buildroot tree (treeSha256 %s): pass --buildroot-src (or set buildroot.src) with that tree", o.lockName(), l.Buildroot.TreeSHA256)
 		}
 		o.Buildroot = BuildrootConfig{Src: o.Buildroot.Src, Version: l.Buildroot.Version}
 	} else {
@@ -53,7 +53,7 @@ func (b *build) writeLockFiles() error {
 	}
 	b.info.Lock = l
 	if l.Buildroot.TreeSHA256 != "" && l.Buildroot.TreeSHA256 != b.info.Inputs.Buildroot.TreeSHA256 {
-		return fmt.Errorf("Buildroot tree %s hashes to %s but %s pins %s: check out the locked tree, or run `ipa-oci lock`", b.brTree, b.info.Inputs.Buildroot.TreeSHA256, LockFileName, l.Buildroot.TreeSHA256)
+		return fmt.Errorf("Buildroot tree %s hashes to %s but %s pins %s: check out the locked tree, or run `ipa-oci lock`", b.brTree, b.info.Inputs.Buildroot.TreeSHA256, b.o.lockName(), l.Buildroot.TreeSHA256)
 	}
 	if l.Python == nil {
 		return nil
@@ -73,7 +73,7 @@ func (b *build) writeLockFiles() error {
 		fmt.Fprintf(h, "%s %s\n", w.URL, w.SHA256)
 	}
 	b.lockDir, b.wheelsKey = dir, hex.EncodeToString(h.Sum(nil))
-	b.log.WithFields(logrus.Fields{"arch": b.o.Arch, "wheels": len(l.WheelsFor(b.o.Arch))}).Info("wheel list from " + LockFileName)
+	b.log.WithFields(logrus.Fields{"arch": b.o.Arch, "wheels": len(l.WheelsFor(b.o.Arch))}).Info("wheel list from " + b.o.lockName())
 	return nil
 }
 
@@ -83,7 +83,7 @@ func (b *build) writeLockFiles() error {
 // sourceDateEpoch, pythonIndex, and the python-* Buildroot packages of the external tree.
 func (l *Lock) Check(o Options) error {
 	mismatch := func(field, config, locked string) error {
-		return &LockMismatchError{Field: field, Config: config, Locked: locked}
+		return &LockMismatchError{Field: field, Config: config, Locked: locked, ConfigFile: o.ConfigFile, LockFile: o.LockFile}
 	}
 	br := l.Buildroot
 	if o.Buildroot.Src != "" {
@@ -201,12 +201,15 @@ func EnsureLock(ctx context.Context, o Options, path string, policy LockPolicy) 
 		log = logrus.New()
 	}
 	log = log.WithField("lock", path)
+	if o.LockFile == "" {
+		o.LockFile = path
+	}
 	action := LockReplaced
 	if policy != LockUpdate {
 		l, err := LoadLock(path)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			log.Info("no " + LockFileName + ": running `ipa-oci lock` first")
+			log.Info("no " + path + ": running `ipa-oci lock` first")
 			action = LockCreated
 		case err != nil:
 			return nil, "", err
@@ -221,7 +224,7 @@ func EnsureLock(ctx context.Context, o Options, path string, policy LockPolicy) 
 			case policy == LockKeep:
 				return nil, "", cerr
 			}
-			log.WithField("field", me.Field).Info(LockFileName + " does not match the configuration: resolving anew")
+			log.WithField("field", me.Field).Info(path + " does not match the configuration: resolving anew")
 		}
 	}
 	l, err := ResolveLock(ctx, o)
@@ -231,7 +234,7 @@ func EnsureLock(ctx context.Context, o Options, path string, policy LockPolicy) 
 	if err := WriteLock(path, l); err != nil {
 		return nil, "", err
 	}
-	log.WithField("action", string(action)).Info("wrote " + LockFileName)
+	log.WithField("action", string(action)).Info("wrote " + path)
 	return l, action, nil
 }
 
@@ -239,12 +242,13 @@ func EnsureLock(ctx context.Context, o Options, path string, policy LockPolicy) 
 // lock pins: the file changed on the index (or on the way) since the lock was made.
 type WheelHashError struct {
 	File, URL, Locked, Got string
-	Err                    error // the fetch phase's *ContainerExitError
+	LockFile               string // the lock file (default ipa-oci.lock)
+	Err                    error  // the fetch phase's *ContainerExitError
 }
 
 func (e *WheelHashError) Error() string {
 	return fmt.Sprintf("fetch phase: wheel %s from %s does not have the sha256 %s pins (pinned %s, downloaded %s): it changed on the index since the lock; find out why before accepting it with `ipa-oci lock --update`",
-		e.File, e.URL, LockFileName, e.Locked, orNone(e.Got))
+		e.File, e.URL, orDefault(e.LockFile, LockFileName), e.Locked, orNone(e.Got))
 }
 
 func (e *WheelHashError) Unwrap() error { return e.Err }
@@ -289,7 +293,7 @@ func (b *build) wheelHashError(w *hashWatch, err error) error {
 	}
 	for _, wh := range b.o.Lock.WheelsFor(b.o.Arch) {
 		if wh.File() == w.file {
-			return &WheelHashError{File: wh.File(), URL: wh.URL, Locked: wh.SHA256, Got: w.got, Err: err}
+			return &WheelHashError{File: wh.File(), URL: wh.URL, Locked: wh.SHA256, Got: w.got, LockFile: b.o.LockFile, Err: err}
 		}
 	}
 	return err

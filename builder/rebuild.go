@@ -2,19 +2,33 @@ package builder
 
 import (
 	"fmt"
+	"os"
 )
 
 // RebuildOptions turns a published build-info into build options: every recorded input
-// (Buildroot release, git commits, SOURCE_DATE_EPOCH, arch, defconfig, builder image ID, and
-// the lock with its wheel list) is taken from bi; local supplies what cannot travel in a
-// record (the external tree, kernel config and Buildroot checkout paths, output and cache
-// directories, logger). The local trees must hash to the recorded values, otherwise the
-// rebuild could not reproduce the bytes.
+// (Buildroot release, git commits, SOURCE_DATE_EPOCH, arch, defconfig, builder image ID, the
+// lock with its wheel list, and the extra make variables) is taken from bi; local supplies
+// what cannot travel in a record (the external tree, kernel config and Buildroot checkout
+// paths, output and cache directories, logger). The variables the build passed with --env
+// must be set locally to the same values (build-info has their sha256). The local trees must
+// hash to the recorded values, otherwise the rebuild could not reproduce the bytes.
 func RebuildOptions(bi *BuildInfo, local Options) (Options, error) {
 	in := bi.Inputs
 	o := local
 	o.Defconfig, o.Arch, o.LegalInfo = in.Defconfig, in.Arch, in.LegalInfo
 	o.SourceDateEpoch = in.SourceDateEpoch
+	// The extra make variables as recorded; the --env variables by name, from the local
+	// environment, which must hold the same values (build-info has only their sha256).
+	o.MakeArgs = append([]string(nil), in.MakeArgs...)
+	hostEnv := local.HostEnv
+	if hostEnv == nil {
+		hostEnv = os.Environ()
+	}
+	env, err := checkRecordedEnv(in.Env, hostEnv)
+	if err != nil {
+		return o, err
+	}
+	o.Env = env
 	if in.Buildroot.Local {
 		if local.Buildroot.Src == "" {
 			return o, fmt.Errorf("the build used a local Buildroot tree (sha256 %s): pass --buildroot-src with the same tree", in.Buildroot.TreeSHA256)

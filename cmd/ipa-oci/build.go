@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/ipa-oci/ipa-oci/builder"
@@ -14,7 +15,7 @@ import (
 )
 
 // buildFlags are `ipa-oci build`'s inputs; each one set on the command line wins over
-// ipa-oci.yaml.
+// ipa-oci.yaml. lock, rebuild, make, shell, config and clean take a subset (flagKind).
 type buildFlags struct {
 	config       string
 	lockFile     string
@@ -25,15 +26,45 @@ type buildFlags struct {
 	offline      bool
 	legalInfo    bool
 	forceFetch   bool
+	clean        bool
+	env          []string
+	makeArgs     []string
 	push         string
 	ipaVersion   string
 	tags         []string
 	reg          registryFlags
 }
 
-func (f *buildFlags) add(fs *pflag.FlagSet, withPush bool) {
+// flagKind says which of the build flags a command takes.
+type flagKind int
+
+const (
+	buildKind   flagKind = iota // build: every flag
+	lockKind                    // lock: the inputs, no make flags, no push
+	rebuildKind                 // rebuild: what the build-info does not fix (rebuildReplaced are refused)
+	makeKind                    // make, shell, config: the inputs and the make flags, no push
+	cleanKind                   // clean: where the output and caches are
+)
+
+// rebuildReplaced are the flags rebuild takes from the build-info instead: they are hidden in
+// its help and refused (rebuildFlagError).
+var rebuildReplaced = map[string]string{
+	"buildroot-url": "buildroot.url", "buildroot-sha256": "buildroot.sha256", "buildroot-version": "buildroot.version",
+	"defconfig": "defconfig", "ipa-repo": "ipa.repo", "ipa-ref": "ipa.ref",
+	"requirements-repo": "requirements.repo", "requirements-ref": "requirements.ref",
+	"source-date-epoch": "sourceDateEpoch", "legal-info": "legalInfo", "python-index": "the lock's wheels",
+	"lock": "the lock", "make-arg": "makeArgs", "env": "env",
+}
+
+func (f *buildFlags) add(fs *pflag.FlagSet, kind flagKind) {
 	c := &f.cfg
 	fs.StringVarP(&f.config, "config", "c", "", "build config (default: ./"+builder.ConfigFileName+" if it exists)")
+	fs.StringVarP(&c.Output, "output", "o", "", "output directory (artifacts, build.log, Buildroot's O= in buildroot/)")
+	fs.StringVar(&c.DLDir, "dl-dir", "", "download cache shared between builds (default: $IPA_OCI_CACHE/dl)")
+	fs.StringVar(&c.CcacheDir, "ccache-dir", "", "ccache directory shared between builds (default: $IPA_OCI_CACHE/ccache)")
+	if kind == cleanKind {
+		return
+	}
 	fs.StringVar(&c.Buildroot.URL, "buildroot-url", "", "Buildroot release tarball URL")
 	fs.StringVar(&c.Buildroot.SHA256, "buildroot-sha256", "", "sha256 of the Buildroot release tarball")
 	fs.StringVar(&c.Buildroot.Version, "buildroot-version", "", "Buildroot version (recorded in build-info)")
@@ -47,9 +78,6 @@ func (f *buildFlags) add(fs *pflag.FlagSet, withPush bool) {
 	fs.StringVar(&c.Requirements.Repo, "requirements-repo", "", "openstack/requirements git repository")
 	fs.StringVar(&c.Requirements.Ref, "requirements-ref", "", "requirements branch, tag or commit")
 	fs.IntVarP(&c.Jobs, "jobs", "j", 0, "parallel jobs in the build (BR2_JLEVEL; 0: Buildroot's default)")
-	fs.StringVarP(&c.Output, "output", "o", "", "output directory (artifacts, build.log, Buildroot's O= in buildroot/)")
-	fs.StringVar(&c.DLDir, "dl-dir", "", "download cache shared between builds (default: $IPA_OCI_CACHE/dl)")
-	fs.StringVar(&c.CcacheDir, "ccache-dir", "", "ccache directory shared between builds (default: $IPA_OCI_CACHE/ccache)")
 	fs.Int64Var(&c.SourceDateEpoch, "source-date-epoch", 0, "SOURCE_DATE_EPOCH (default: the IPA commit's committer time)")
 	fs.StringVar(&f.builderImage, "builder-image", "", "builder image to run, overriding the pin in the config (its ID is recorded)")
 	fs.StringVar(&f.user, "user", "", "UID:GID in the container (default: yours; 1000:1000 when run as root)")
@@ -59,13 +87,53 @@ func (f *buildFlags) add(fs *pflag.FlagSet, withPush bool) {
 	fs.BoolVar(&c.HostNetwork, "host-network", false, "run the fetch phase and the lock step in the host's network namespace (for engines without a bridge network, e.g. dockerd --bridge=none)")
 	fs.StringVar(&c.PythonIndex, "python-index", "", "PEP 503 index the lock resolves the agent's wheels against (default "+builder.DefaultPythonIndex+")")
 	fs.StringVar(&f.lockFile, "lock", "", "lock file (default: "+builder.LockFileName+" next to the config, or in the current directory)")
-	if !withPush {
+	if kind != lockKind {
+		fs.StringArrayVar(&f.env, "env", nil, "pass the host environment variable NAME into the builder containers too (repeatable; build-info records the name and the sha256 of the value)")
+		fs.StringArrayVar(&f.makeArgs, "make-arg", nil, "add the make variable NAME=VALUE to every make call (repeatable; recorded in build-info)")
+	}
+	switch kind {
+	case rebuildKind:
+		for name := range rebuildReplaced {
+			fs.MarkHidden(name)
+		}
+	case makeKind:
+		for _, name := range []string{"legal-info", "force-fetch"} {
+			fs.MarkHidden(name) // no build, no fetch phase
+		}
+	}
+	if kind == buildKind || kind == makeKind {
+		fs.BoolVar(&f.updateLock, "update-lock", false, "resolve every floating input anew and rewrite the lock before building (default: use the lock; refuse one that no longer matches the config)")
+	}
+	if kind != buildKind {
 		return
 	}
-	fs.BoolVar(&f.updateLock, "update-lock", false, "resolve every floating input anew and rewrite the lock before building (default: use the lock; refuse one that no longer matches the config)")
+	fs.BoolVar(&f.clean, "clean", false, "remove the output tree (OUTPUT/buildroot, Buildroot's O=) before building; the download and ccache directories stay")
 	fs.StringVar(&f.push, "push", "", "after a successful build, push to REF (HOST/REPO:TAG or oci:DIR:TAG)")
 	fs.StringVar(&f.ipaVersion, "ipa-version", "", "with --push: IPA version annotation and VERSION-ARCH tag (default: the IPA ref)")
 	fs.StringSliceVar(&f.tags, "tag", nil, "with --push: extra tag (repeatable)")
+}
+
+// lockPolicy is what build, make and shell do with the lock: use it, or --update-lock.
+func (f *buildFlags) lockPolicy() builder.LockPolicy {
+	if f.updateLock {
+		return builder.LockUpdate
+	}
+	return builder.LockKeep
+}
+
+// rebuildFlagError refuses the flags whose values rebuild takes from the build-info.
+func rebuildFlagError(fs *pflag.FlagSet) error {
+	var bad []string
+	fs.Visit(func(fl *pflag.Flag) {
+		if _, ok := rebuildReplaced[fl.Name]; ok {
+			bad = append(bad, fl.Name)
+		}
+	})
+	if len(bad) == 0 {
+		return nil
+	}
+	sort.Strings(bad)
+	return fmt.Errorf("rebuild: --%s cannot be set: a rebuild replays %s from the build-info (to build other inputs, use `ipa-oci build`)", bad[0], rebuildReplaced[bad[0]])
 }
 
 // options merges the config file and the flags (flags win) into builder options, and finds
@@ -123,13 +191,25 @@ func (f *buildFlags) options(cmd *cobra.Command, g *globalOptions, needOutput bo
 		c.HostNetwork = in.HostNetwork
 	}
 	set("python-index", &c.PythonIndex, in.PythonIndex)
+	if fl.Changed("env") {
+		c.Env = f.env
+	}
+	if fl.Changed("make-arg") {
+		c.MakeArgs = f.makeArgs
+	}
 	if fl.Changed("buildroot-src") {
 		c.Buildroot.URL, c.Buildroot.SHA256 = "", ""
 	} else if fl.Changed("buildroot-url") {
 		c.Buildroot.Src = ""
 	}
 	if c.Output == "" && needOutput {
-		return builder.Options{}, errors.New("no output directory: pass --output DIR or set output in " + builder.ConfigFileName)
+		return builder.Options{}, errors.New("no output directory: pass --output DIR or set output in " + orConfigName(path))
+	}
+	if err := builder.CheckMakeArgs("--make-arg", c.MakeArgs); err != nil {
+		return builder.Options{}, err
+	}
+	if err := builder.CheckEnvNames(c.Env, os.Environ()); err != nil {
+		return builder.Options{}, err
 	}
 	if f.lockFile == "" {
 		f.lockFile = builder.LockPath(path)
@@ -141,9 +221,14 @@ func (f *buildFlags) options(cmd *cobra.Command, g *globalOptions, needOutput bo
 		SourceDateEpoch: c.SourceDateEpoch, HostNetwork: c.HostNetwork, PythonIndex: c.PythonIndex,
 		Offline: f.offline, LegalInfo: f.legalInfo, ForceFetch: f.forceFetch,
 		BuilderImage: c.Builder.Image, BuilderPin: c.Builder.ID,
-		User:     f.user,
-		Log:      g.log,
-		Progress: g.progressOut(cmd.ErrOrStderr()),
+		User:       f.user,
+		Env:        c.Env,
+		MakeArgs:   c.MakeArgs,
+		Clean:      f.clean,
+		ConfigFile: path,
+		LockFile:   f.lockFile,
+		Log:        g.log,
+		Progress:   g.progressOut(cmd.ErrOrStderr()),
 	}
 	if f.builderImage != "" {
 		o.BuilderImage, o.AllowUnpinned = f.builderImage, true
@@ -170,11 +255,7 @@ matches the configuration is refused (naming the field) unless --update-lock. Se
 			if err != nil {
 				return err
 			}
-			policy := builder.LockKeep
-			if f.updateLock {
-				policy = builder.LockUpdate
-			}
-			l, _, err := builder.EnsureLock(cmd.Context(), o, f.lockFile, policy)
+			l, _, err := builder.EnsureLock(cmd.Context(), o, f.lockFile, f.lockPolicy())
 			if err != nil {
 				return buildError(cmd, err)
 			}
@@ -193,9 +274,17 @@ matches the configuration is refused (naming the field) unless --update-lock. Se
 			return pushBuild(cmd, g, f, res)
 		},
 	}
-	f.add(cmd.Flags(), true)
+	f.add(cmd.Flags(), buildKind)
 	f.reg.add(cmd)
 	return cmd
+}
+
+// orConfigName is the configuration file for messages: path, or ipa-oci.yaml when none.
+func orConfigName(path string) string {
+	if path == "" {
+		return builder.ConfigFileName
+	}
+	return path
 }
 
 // buildError maps cancellation to exit code 130 (as after SIGINT).

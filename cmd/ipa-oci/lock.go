@@ -48,7 +48,7 @@ An existing lock that still matches the config is kept; --update resolves everyt
 			return nil
 		},
 	}
-	f.add(cmd.Flags(), false)
+	f.add(cmd.Flags(), lockKind)
 	cmd.Flags().BoolVar(&update, "update", false, "resolve every input anew even when the lock matches the config")
 	return cmd
 }

@@ -212,7 +212,7 @@ func TestE2ELockBuildRebuild(t *testing.T) {
 
 	// A build without a lock locks first (and says so): the moved branches, beta 1.0 now.
 	r = ipa(t, "build", "-c", p.cfg, "-o", filepath.Join(p.dir, "out2"))
-	if r.code != 0 || !strings.Contains(r.stderr, "no ipa-oci.lock: running `ipa-oci lock` first") {
+	if r.code != 0 || !strings.Contains(r.stderr, "no "+p.lock+": running `ipa-oci lock` first") {
 		t.Fatalf("build without a lock: exit %d\n%s", r.code, r.stderr)
 	}
 	l2, err := builder.LoadLock(p.lock)
@@ -242,7 +242,7 @@ func TestE2ELockMismatch(t *testing.T) {
 	before := mustReadFile(t, p.lock)
 	p.writeConfig(t, "master", "v1.0")
 	r := ipa(t, "build", "-c", p.cfg, "-o", filepath.Join(p.dir, "out"))
-	wantOneLineError(t, "changed requirements.ref", r, `ipa-oci.lock does not match the configuration: requirements.ref is "v1.0" in ipa-oci.yaml (or its flag) but "master" in the lock`, "--update-lock")
+	wantOneLineError(t, "changed requirements.ref", r, p.lock+` does not match the configuration: requirements.ref is "v1.0" in `+p.cfg+` (or its flag) but "master" in the lock`, "--update-lock")
 	if strings.Contains(r.stderr, "starting phase") {
 		t.Errorf("a container ran before the refusal:\n%s", r.stderr)
 	}
@@ -308,5 +308,5 @@ func TestE2ELockBadInputs(t *testing.T) {
 	writeFile(t, filepath.Join(fresh, "standin", "src.tar"), "stand-in source\n")
 	r = ipa(t, "build", "-c", p.cfg, "-o", filepath.Join(p.dir, "out"), "--dl-dir", fresh)
 	wantOneLineError(t, "replaced wheel", r, "fetch phase: wheel beta-2.0-py3-none-any.whl from "+p.in.Index.URLOf(evil.FileName())+
-		" does not have the sha256 ipa-oci.lock pins (pinned "+lockfixture.Beta20.SHA256()+", downloaded "+evil.SHA256()+")")
+		" does not have the sha256 "+p.lock+" pins (pinned "+lockfixture.Beta20.SHA256()+", downloaded "+evil.SHA256()+")")
 }

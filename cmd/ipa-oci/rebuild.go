@@ -25,6 +25,9 @@ builder image with the recorded ID must exist locally (or pass --builder-image t
 Exit status: 0 when every file matches, 1 otherwise.`,
 		Args: refArg(),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := rebuildFlagError(cmd.Flags()); err != nil {
+				return err
+			}
 			ref := args[0]
 			ctx := cmd.Context()
 			a, err := builder.NormalizeArch(f.cfg.Arch)
@@ -89,8 +92,7 @@ Exit status: 0 when every file matches, 1 otherwise.`,
 			return nil
 		},
 	}
-	f.add(cmd.Flags(), false)
-	cmd.Flags().MarkHidden("lock") // a rebuild replays the build-info's lock, never a local one
+	f.add(cmd.Flags(), rebuildKind) // the lock, refs, defconfig, ...: from the build-info, refused as flags
 	f.reg.add(cmd)
 	return cmd
 }

@@ -52,6 +52,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newPushCmd(g), newPullCmd(g), newRollbackCmd(g), newInspectCmd(g), newVerifyCmd(g),
 		newBuildCmd(g), newBuilderCmd(g), newRebuildCmd(g), newLockCmd(g), newVersionCmd(),
+		newMakeCmd(g), newShellCmd(g), newConfigCmd(g), newCleanCmd(g),
 	)
 	return root
 }

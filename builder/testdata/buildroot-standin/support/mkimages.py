@@ -29,9 +29,21 @@ if step == "target":
         if "STANDIN_NONDETERMINISTIC=y" in f.read():
             with open(os.path.join(root, "etc", "build-time"), "w") as g:
                 g.write("%d\n" % time.time_ns())
-    overlay = os.path.join(external, "rootfs-overlay") if external else ""
-    if overlay and os.path.isdir(overlay):
-        subprocess.run(["cp", "-r", overlay + "/.", root], check=True)
+    # Stand-in packages (Config.in.standin): each installs one script.
+    with open(config) as f:
+        cfg = f.read()
+    for sym, prog in (("BR2_PACKAGE_STANDIN_EXTRA=y", "standin-extra"), ("BR2_PACKAGE_STANDIN_TOOLS=y", "standin-tools")):
+        if sym in cfg.split("\n"):
+            os.makedirs(os.path.join(root, "usr", "bin"), exist_ok=True)
+            with open(os.path.join(root, "usr", "bin", prog), "w") as g:
+                g.write("#!/bin/sh\necho %s 1.0\n" % prog)
+    # Overlays: the external tree's rootfs-overlay/ (tests), then BR2_ROOTFS_OVERLAY's
+    # directories, copied over the target in order, as Buildroot does.
+    overlays = [os.path.join(external, "rootfs-overlay")] if external else []
+    overlays += os.environ.get("STANDIN_ROOTFS_OVERLAYS", "").split()
+    for overlay in overlays:
+        if os.path.isdir(overlay):
+            subprocess.run(["cp", "-r", overlay + "/.", root], check=True)
     sys.exit(0)
 
 os.makedirs(images, exist_ok=True)
