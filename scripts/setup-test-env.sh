@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # setup-test-env.sh — install and start everything the test suite needs on a fresh
 # Debian machine that has only Go, gcc, git and apt. Idempotent: re-running is cheap.
+# `setup-test-env.sh --packages` installs the apt packages only (scripts/test.sh starts
+# scripts/prewarm-caches.sh right after them).
 #
 #   apt packages : Docker engine (docker.io), debootstrap, QEMU + OVMF + iPXE ROMs,
 #                  Linux 6.12 source, busybox-static, cpio/xz/zstd, curl, tftpd-hpa (the TFTP
@@ -34,6 +36,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ "${1:-}" = --packages ]; then
+  exit 0
 fi
 
 # --- Docker engine -----------------------------------------------------------------------

@@ -3,9 +3,20 @@
 # installs and starts what the tests need (scripts/setup-test-env.sh), then runs gofmt, go vet
 # and every Go test: unit, registry integration and interop, Docker builder, kernel and QEMU boots;
 # then the builder tests a second time against Podman, and those that run containers a third time
-# against rootless Podman.
+# against rootless Podman. A whole-suite run (no arguments) fills the slowest caches (Debian
+# trees of the Ironic test, the kernels) in the background from the start
+# (scripts/prewarm-caches.sh), so their downloads overlap the compiles.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+prewarm=""
+if [ $# -eq 0 ]; then
+  bash scripts/setup-test-env.sh --packages
+  prewarm_log=$(mktemp /tmp/ipa-oci-prewarm.XXXXXX)
+  echo "test.sh: filling caches in the background (log: $prewarm_log)" >&2
+  setsid bash scripts/prewarm-caches.sh >"$prewarm_log" 2>&1 &
+  prewarm=$!
+  trap '[ -z "$prewarm" ] || kill -- -"$prewarm" 2>/dev/null || true' EXIT
+fi
 bash scripts/setup-test-env.sh
 export PATH="$PWD/.bin:$PATH"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.bin/*'))
@@ -15,6 +26,17 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -count=1 -timeout 70m "$@" ./...
+if [ -n "$prewarm" ]; then
+  # The tests rebuild whatever the prewarm did not finish, so they are the referee; a failed
+  # prewarm is still a failure of the scripts they share.
+  if ! wait "$prewarm"; then
+    tail -n 30 "$prewarm_log" >&2
+    echo "test.sh: scripts/prewarm-caches.sh failed (log: $prewarm_log)" >&2
+    exit 1
+  fi
+  prewarm=""
+  cat "$prewarm_log" >&2
+fi
 # The builder tests again, against Podman's Docker-compatible socket (setup-test-env.sh starts
 # it). TestBuilderImageReproducible's second uncached image build (~2 min) is left to the
 # dockerd pass: here TestBuilderImageSameUnderPodmanAndDocker compares Podman's image with
