@@ -47,7 +47,7 @@ else
   IPA_OCI=$BIN/ipa-oci
 fi
 declare -A PKG=(
-  [registry]=github.com/distribution/distribution/v3/cmd/registry
+  [registry]=./internal/cmd/registry
   [oras]=oras.land/oras/cmd/oras
   [crane]=github.com/google/go-containerregistry/cmd/crane
 )

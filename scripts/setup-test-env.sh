@@ -13,7 +13,8 @@
 #                  /run/podman/podman.sock, base image copied from dockerd (start-podman.sh);
 #                  uidmap + slirp4netns for the rootless pass (test-podman-rootless.sh)
 #   base image   : ipa-oci/debian-base:bookworm from debootstrap (no registry pulls here)
-#   Go tools     : registry (CNCF Distribution), oras, crane — pinned by go.mod's tool block,
+#   Go tools     : registry (CNCF Distribution, pinned in go.mod, from internal/cmd/registry:
+#                  upstream's server without cloud storage drivers), oras, crane (go.mod's tool block),
 #                  built into .bin/
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,7 +66,7 @@ need_build=0
 for t in registry oras crane; do [ -x "$ROOT/.bin/$t" ] || need_build=1; done
 if [ $need_build -eq 1 ] || [ go.mod -nt "$ROOT/.bin/registry" ]; then
   log "building Go tools (registry, oras, crane) from go.mod"
-  go build -o "$ROOT/.bin/" github.com/distribution/distribution/v3/cmd/registry \
+  go build -o "$ROOT/.bin/" ./internal/cmd/registry \
     oras.land/oras/cmd/oras github.com/google/go-containerregistry/cmd/crane
 fi
 log "ready"

@@ -1,6 +1,6 @@
 // Package testenv starts the real components the tests run against: a CNCF Distribution
 // registry process (plain HTTP, with htpasswd, or over TLS with a test CA), and the pinned Go
-// tools (oras, crane) built from go.mod's tool block.
+// tools (oras, crane) built from go.mod's tool block; the registry from internal/cmd/registry.
 package testenv
 
 import (
@@ -34,7 +34,7 @@ func RepoRoot(t testing.TB) string {
 func Tool(t testing.TB, name string) string {
 	t.Helper()
 	pkgs := map[string]string{
-		"registry": "github.com/distribution/distribution/v3/cmd/registry",
+		"registry": "./internal/cmd/registry", // Distribution without cloud storage drivers
 		"oras":     "oras.land/oras/cmd/oras",
 		"crane":    "github.com/google/go-containerregistry/cmd/crane",
 	}
