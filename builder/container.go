@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ipa-oci/ipa-oci/internal/arches"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/sirupsen/logrus"
 )
@@ -55,7 +56,7 @@ func (b *build) env(phase string) []string {
 		"BR_CACHE_DIR=" + ContainerCcache,
 		"IPA_OCI_PHASE=" + phase,
 		"IPA_OCI_ARCH=" + in.Arch,
-		"IPA_OCI_UNAME_ARCH=" + unameArch(in.Arch),
+		"IPA_OCI_UNAME_ARCH=" + arches.Uname(in.Arch),
 		// The git mirrors belong to the host user and are mounted read-only; let git in the
 		// container read them as another uid. This is the container's git, never the host's.
 		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*",

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 )
@@ -65,7 +66,7 @@ func (b *build) fetch(ctx context.Context) error {
 	if err := b.phase(ctx, "fetch", network, mounts, b.fetchScript()); err != nil {
 		return b.wheelHashError(watch, err)
 	}
-	if err := writeFileAtomic(stamp, []byte(b.fetchKeyText())); err != nil {
+	if err := fsutil.WriteFileAtomic(stamp, []byte(b.fetchKeyText())); err != nil {
 		b.log.WithError(err).Warn("could not write the fetch stamp; the next build fetches again")
 	}
 	return nil

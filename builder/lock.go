@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"sigs.k8s.io/yaml"
 )
 
@@ -167,7 +168,7 @@ func WriteLock(p string, l *Lock) error {
 	if err := l.Validate(); err != nil {
 		return fmt.Errorf("write lock file %s: %w", p, err)
 	}
-	if err := writeFileAtomic(p, l.Marshal()); err != nil {
+	if err := fsutil.WriteFileAtomic(p, l.Marshal()); err != nil {
 		return fmt.Errorf("write lock file %s: %w", p, err)
 	}
 	return nil

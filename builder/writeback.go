@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/sirupsen/logrus"
 )
 
@@ -268,7 +269,7 @@ func (b *build) copyBack(wb *writeBack) (WrittenBack, error) {
 		return w, nil
 	}
 	oldInfo, statErr := os.Stat(wb.host)
-	if err := writeFileAtomic(wb.host, saved); err != nil {
+	if err := fsutil.WriteFileAtomic(wb.host, saved); err != nil {
 		return w, fmt.Errorf("write back %s: %w", wb.host, err)
 	}
 	os.Chtimes(wb.host, fi.ModTime(), fi.ModTime())

@@ -51,18 +51,6 @@ func RepoRoot() (string, error) {
 	return "", errors.New("ipa-oci source tree not found: run from inside the repository")
 }
 
-// CacheDir returns ${IPA_OCI_CACHE:-$HOME/.cache/ipa-oci}.
-func CacheDir() (string, error) {
-	if d := os.Getenv("IPA_OCI_CACHE"); d != "" {
-		return d, nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("cache directory: set IPA_OCI_CACHE or HOME: %w", err)
-	}
-	return filepath.Join(home, ".cache", "ipa-oci"), nil
-}
-
 // ConfigPath returns the path of kernel-config/<arch>.config.
 func ConfigPath(arch string) (string, error) {
 	root, err := RepoRoot()

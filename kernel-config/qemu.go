@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 )
 
 // Firmware selects the machine firmware of a VM.
@@ -181,7 +183,7 @@ func QEMUArgs(cfg VMConfig) ([]string, error) {
 	case "", FirmwareBIOS:
 	case FirmwareUEFI:
 		vars := filepath.Join(cfg.WorkDir, filepath.Base(varsTemplate))
-		if err := copyFile(varsTemplate, vars); err != nil {
+		if err := fsutil.CopyFileAtomic(varsTemplate, vars); err != nil {
 			return nil, fmt.Errorf("qemu: UEFI variable store (apt-get install %s): %w", fwPkg, err)
 		}
 		if _, err := os.Stat(code); err != nil {
@@ -375,14 +377,6 @@ func (vm *VM) Stop() {
 	}
 	_ = vm.cmd.Process.Kill()
 	<-vm.done
-}
-
-func copyFile(src, dst string) error {
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(dst, b, 0o644)
 }
 
 func makeSparse(path string, size int64) error {

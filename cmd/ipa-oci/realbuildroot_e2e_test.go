@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ipa-oci/ipa-oci/builder"
+	"github.com/ipa-oci/ipa-oci/internal/cachedir"
 	"github.com/ipa-oci/ipa-oci/internal/testenv"
 )
 
@@ -210,7 +211,11 @@ hostNetwork: true
 
 	// The doc's package: Buildroot's check-package (on the host, which has the Python modules
 	// it needs: scripts/setup-test-env.sh), and Buildroot's make parses it.
-	tree := filepath.Join(builder.DefaultCacheDir(), "buildroot", sum, "tree")
+	cache, err := cachedir.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := filepath.Join(cache, "buildroot", sum, "tree")
 	lint := exec.Command("/usr/bin/python3", filepath.Join(tree, "utils", "check-package"), "-b",
 		"package/python-ipa-example-hwm/Config.in", "package/python-ipa-example-hwm/python-ipa-example-hwm.mk")
 	lint.Dir = ext

@@ -13,6 +13,8 @@ import (
 
 	"github.com/ipa-oci/ipa-oci/images/artifact"
 	"github.com/ipa-oci/ipa-oci/images/content"
+	"github.com/ipa-oci/ipa-oci/internal/arches"
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
@@ -70,7 +72,7 @@ func Pull(ctx context.Context, src Source, ref content.Reference, po PullOptions
 	if po.Arch == "" {
 		po.Arch = artifact.DefaultArch
 	}
-	if err := artifact.ValidateArch(po.Arch); err != nil {
+	if err := arches.Validate(po.Arch); err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	for _, arg := range po.KernelArgs {
@@ -221,12 +223,12 @@ func (d *destDir) install(ctx context.Context, o *options, src content.BlobFetch
 	var extra []string
 	if po.IPXE {
 		name := ipxeName(a.Arch)
-		if err := content.WriteFileAtomic(filepath.Join(tmp, name), IPXEScript(rec, po.KernelArgs)); err != nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(tmp, name), IPXEScript(rec, po.KernelArgs)); err != nil {
 			return nil, err
 		}
 		extra = append(extra, name)
 	}
-	if err := content.SyncDir(tmp); err != nil {
+	if err := fsutil.SyncDir(tmp); err != nil {
 		return nil, err
 	}
 	// A fresh name, also when this index is installed already (a repair): the served version
@@ -235,7 +237,7 @@ func (d *destDir) install(ctx context.Context, o *options, src content.BlobFetch
 	if err := os.Rename(tmp, vdir); err != nil {
 		return nil, err
 	}
-	if err := content.SyncDir(versions); err != nil {
+	if err := fsutil.SyncDir(versions); err != nil {
 		return nil, err
 	}
 	if err := d.switchTo(a.Arch, vdir, rec, extra); err != nil {
@@ -296,5 +298,5 @@ func writeRecord(path string, rec *Record) error {
 	if err != nil {
 		return err
 	}
-	return content.WriteFileAtomic(path, append(b, '\n'))
+	return fsutil.WriteFileAtomic(path, append(b, '\n'))
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -78,7 +79,7 @@ func TestWriteVerifiedLeavesNothingOnMismatch(t *testing.T) {
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Fatalf("left in %s: %v", dir, left)
 	}
-	if err := WriteFileAtomic(dst, []byte("expected")); err != nil {
+	if err := fsutil.WriteFileAtomic(dst, []byte("expected")); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(dst); string(b) != "expected" {

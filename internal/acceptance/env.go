@@ -3,7 +3,7 @@
 // registry over TLS, the real ironic-python-agent in a TEST IMAGE built around the project's
 // own kernel, modules and rootfs overlay, and QEMU netbooting it through iPXE — all inside a
 // network namespace the test creates. The expensive trees are cached under
-// ${IPA_OCI_CACHE:-~/.cache/ipa-oci}/ironic by content hash.
+// the cache directory's ironic/ (internal/cachedir) by content hash.
 package acceptance
 
 import (
@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ipa-oci/ipa-oci/internal/cachedir"
 	kernelconfig "github.com/ipa-oci/ipa-oci/kernel-config"
 )
 
@@ -91,7 +92,7 @@ func ImageExtraDir(repoRoot string) string {
 // tree and the kernel build (their cache names are content hashes), the overlay, the extra
 // files and the script.
 func testImage(ctx context.Context, repoRoot, modules, agentRoot string) (string, error) {
-	cache, err := kernelconfig.CacheDir()
+	cache, err := cachedir.Dir()
 	if err != nil {
 		return "", err
 	}
