@@ -33,7 +33,7 @@ fi
 
 step "building ipa-oci and ipa-boot-check"
 go build -trimpath -o bin/ipa-oci ./cmd/ipa-oci
-go build -trimpath -o bin/ipa-boot-check ./kernel-config/cmd/ipa-boot-check
+go build -trimpath -o bin/ipa-boot-check ./cmd/ipa-boot-check
 
 step "building the kernel from kernel-config/x86_64.config (about 6 min the first time)"
 kdir=$(bash scripts/kernel-build.sh build x86_64)

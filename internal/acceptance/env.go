@@ -20,8 +20,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ipa-oci/ipa-oci/internal/boottest"
 	"github.com/ipa-oci/ipa-oci/internal/cachedir"
-	kernelconfig "github.com/ipa-oci/ipa-oci/kernel-config"
+	"github.com/ipa-oci/ipa-oci/internal/kernelconfig"
 )
 
 // Artifacts are the inputs of the acceptance test, built or taken from the cache.
@@ -112,7 +113,7 @@ func testImage(ctx context.Context, repoRoot, modules, agentRoot string) (string
 		return out, nil
 	}
 	// mk-test-initramfs.sh writes OUT.tmp.PID and renames it: never half-written under out.
-	_, err = kernelconfig.BuildTestInitramfs(ctx, kernelconfig.TestInitramfsOptions{
+	_, err = boottest.BuildTestInitramfs(ctx, boottest.TestInitramfsOptions{
 		ModulesDir: modules, Output: out, ExtraDir: ImageExtraDir(repoRoot),
 		BaseRoot: agentRoot, Busybox: filepath.Join(agentRoot, "usr", "bin", "busybox"), Compress: "zstd",
 	})

@@ -1,4 +1,11 @@
-package kernelconfig
+// Package boottest boots the project's kernel and initramfs the way a PXE host would, for
+// the tests and for cmd/ipa-boot-check: StartVM runs QEMU (x86_64 pc or arm64 virt; SeaBIOS,
+// OVMF or AAVMF; any NIC model and disk controller; optional netboot), LookupServer plays the
+// Ironic API endpoint the agent's lookup request reaches, BuildTestInitramfs assembles a test
+// initramfs around the project's real init scripts and the stand-in agent (testdata/). The
+// boot tests (TestBootMatrix, TestBootArm64) and the tests of the init's shell code live here;
+// the kernel itself comes from internal/kernelconfig.
+package boottest
 
 import (
 	"bytes"
