@@ -200,19 +200,7 @@ func (b *build) prepare(ctx context.Context) error {
 // "fetch": its environment, IPA_OCI_PHASE included, is that phase's) with the user's terminal
 // or stdio attached.
 func (b *build) attached(ctx context.Context, command, phase, network string, mounts []mount.Mount, workDir string, cmd []string, sio Stdio, watch io.Writer) (int64, error) {
-	return runAttached(ctx, b.cli, runSpec{
-		phase:   command,
-		image:   b.info.Inputs.BuilderImage.ID,
-		cmd:     cmd,
-		env:     b.env(phase),
-		user:    fmt.Sprintf("%d:%d", b.uid, b.gid),
-		mounts:  mounts,
-		network: network,
-		labels: map[string]string{
-			LabelManaged: "true", LabelPhase: phase, LabelBuildID: b.id,
-			LabelOutput: b.o.Output, LabelCommand: command,
-		},
-	}, workDir, sio, watch)
+	return runAttached(ctx, b.cli, b.spec(command, phase, network, mounts, cmd), workDir, sio, watch)
 }
 
 // makeTargetRE is a make target ipa-oci passes: Buildroot's (menuconfig, linux-rebuild,
