@@ -15,6 +15,7 @@ import (
 
 	"github.com/ipa-oci/ipa-oci/internal/arches"
 	"github.com/ipa-oci/ipa-oci/internal/cachedir"
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
 	"github.com/moby/moby/client"
 	"github.com/sirupsen/logrus"
 )
@@ -223,7 +224,7 @@ func (o *Options) normalize(needDefconfig bool) error {
 		o.Defconfig += "_defconfig"
 	}
 	if o.Output == "" && needDefconfig {
-		return errors.New("no output directory: pass --output DIR or set output in " + o.configName())
+		return errkind.Mark(ErrNoOutput, "no output directory: set output in %s", o.configName())
 	}
 	if o.CacheDir == "" {
 		d, err := cachedir.Dir()
@@ -250,14 +251,14 @@ func (o *Options) normalize(needDefconfig bool) error {
 			*p = a
 		}
 	}
-	if err := CheckMakeArgs("--make-arg", o.MakeArgs); err != nil {
+	if err := CheckMakeArgs("make argument", o.MakeArgs); err != nil {
 		return err
 	}
-	if err := CheckEnvNames(o.Env, o.HostEnv); err != nil {
+	if err := CheckEnvNames("environment variable", o.Env, o.HostEnv); err != nil {
 		return err
 	}
 	if fi, err := os.Stat(o.defconfigPath()); needDefconfig && (err != nil || !fi.Mode().IsRegular()) {
-		return fmt.Errorf("defconfig %s not found in %s/configs: check --external and --defconfig", o.Defconfig, o.External)
+		return errkind.Mark(ErrDefconfigNotFound, "defconfig %s not found in %s/configs: check external and defconfig in %s", o.Defconfig, o.External, o.configName())
 	}
 	return nil
 }
@@ -297,10 +298,10 @@ func containerUser(user string) (uid, gid int, chown bool, err error) {
 		gid, err = strconv.Atoi(g)
 	}
 	if err != nil || uid < 0 || gid < 0 {
-		return 0, 0, false, fmt.Errorf("--user %q: use numeric UID:GID", user)
+		return 0, 0, false, errkind.Mark(ErrUser, "container user %q: use numeric UID:GID", user)
 	}
 	if uid == 0 {
-		return 0, 0, false, errors.New("--user 0: the builder container never runs as root; pick a non-root UID:GID")
+		return 0, 0, false, errkind.Mark(ErrUser, "container user 0: the builder container never runs as root; pick a non-root UID:GID")
 	}
 	return uid, gid, chown && uid != os.Geteuid(), nil
 }

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
 	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/sirupsen/logrus"
@@ -108,7 +109,7 @@ func (b *build) resolvePython(ctx context.Context) (*LockedPython, error) {
 	o := b.o
 	in := b.info.Inputs
 	if o.Offline {
-		return nil, errors.New("--offline: resolving the agent's Python wheels needs the network; run `ipa-oci lock` with network first")
+		return nil, errkind.Mark(ErrOffline, "offline: resolving the agent's Python wheels needs the network; run `ipa-oci lock` with the network first")
 	}
 	index := o.PythonIndex
 	if index == "" {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/sirupsen/logrus"
 )
@@ -216,7 +217,7 @@ func CheckMakeTargets(targets []string) error {
 	for _, t := range targets {
 		switch {
 		case strings.HasPrefix(t, "-"):
-			return fmt.Errorf("make option %q: ipa-oci make passes targets and VAR=VALUE only (-s is --silent; V=1 for verbose output; other options: `ipa-oci shell`)", t)
+			return errkind.Mark(ErrMakeOption, "make option %q: only targets and VAR=VALUE are passed to make, e.g. V=1 for verbose output", t)
 		case strings.Contains(t, "="):
 			return fmt.Errorf("%q is a variable, not a target", t)
 		case !makeTargetRE.MatchString(t):

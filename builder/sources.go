@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
 	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/sirupsen/logrus"
 )
@@ -43,7 +44,7 @@ func fetchBuildroot(ctx context.Context, cacheDir, rawURL, sum string, offline b
 	tarball := filepath.Join(dir, path.Base(u.Path))
 	if got, err := fsutil.SHA256File(tarball); err != nil || got != sum {
 		if offline {
-			return "", fmt.Errorf("offline: Buildroot tarball %s (sha256 %s) is not in the cache %s; run once without --offline", rawURL, sum, dir)
+			return "", errkind.Mark(ErrOffline, "offline: Buildroot tarball %s (sha256 %s) is not in the cache %s; run once with the network", rawURL, sum, dir)
 		}
 		log.WithField("url", rawURL).Info("downloading Buildroot release")
 		if err := download(ctx, newHTTPDownloader(defaultHTTPTimeouts()), rawURL, tarball, sum); err != nil {

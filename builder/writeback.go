@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
 	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/sirupsen/logrus"
 )
@@ -144,7 +145,7 @@ func (b *build) writeBackPath(t string, wt writeBackTarget) (string, error) {
 			continue
 		}
 		if m.host == "" {
-			return "", fmt.Errorf("make %s: %s names %s, in the kernel config directory, but no kernel config directory is set: set kernelConfig in %s or pass --kernel-config", t, wt.symbol, cpath, o.configName())
+			return "", errkind.Mark(ErrNeedsKernelConfig, "make %s: %s names %s, in the kernel config directory, but no kernel config directory is set: set kernelConfig in %s", t, wt.symbol, cpath, o.configName())
 		}
 		return filepath.Join(m.host, rel), nil
 	}

@@ -223,7 +223,7 @@ func (f *buildFlags) options(cmd *cobra.Command, g *globalOptions, needOutput bo
 	if err := builder.CheckMakeArgs("--make-arg", c.MakeArgs); err != nil {
 		return builder.Options{}, err
 	}
-	if err := builder.CheckEnvNames(c.Env, os.Environ()); err != nil {
+	if err := builder.CheckEnvNames("--env", c.Env, os.Environ()); err != nil {
 		return builder.Options{}, err
 	}
 	if f.lockFile == "" {

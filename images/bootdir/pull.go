@@ -14,6 +14,7 @@ import (
 	"github.com/ipa-oci/ipa-oci/images/artifact"
 	"github.com/ipa-oci/ipa-oci/images/content"
 	"github.com/ipa-oci/ipa-oci/internal/arches"
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
 	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -77,7 +78,7 @@ func Pull(ctx context.Context, src Source, ref content.Reference, po PullOptions
 	}
 	for _, arg := range po.KernelArgs {
 		if hasControl(arg) {
-			return nil, content.Mark(ErrKernelArg, "pull %s: kernel argument %q contains a line break or another control character, which would add lines to boot.ipxe; give each argument on its own", ref, arg)
+			return nil, errkind.Mark(ErrKernelArg, "pull %s: kernel argument %q contains a line break or another control character, which would add lines to boot.ipxe; give each argument on its own", ref, arg)
 		}
 	}
 	d, err := openDestDir(po.Dest)
@@ -98,7 +99,7 @@ func Pull(ctx context.Context, src Source, ref content.Reference, po PullOptions
 		}
 	}
 	if po.Pin != "" && idxDesc.Digest != po.Pin {
-		return nil, content.Mark(ErrPinMismatch, "pull %s: it resolves to %s but the pin is %s; refusing", ref, idxDesc.Digest, po.Pin)
+		return nil, errkind.Mark(ErrPinMismatch, "pull %s: it resolves to %s but the pin is %s; refusing", ref, idxDesc.Digest, po.Pin)
 	}
 	curDir, cur, err := d.linked(po.Arch, "current")
 	if err != nil {

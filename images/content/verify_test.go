@@ -86,11 +86,3 @@ func TestWriteVerifiedLeavesNothingOnMismatch(t *testing.T) {
 		t.Fatalf("%s holds %q", dst, b)
 	}
 }
-
-func TestMark(t *testing.T) {
-	cause := errors.New("connection refused")
-	err := Mark(ErrNotFound, "tag %s not found: %w", "v1", cause)
-	if err.Error() != "tag v1 not found: connection refused" || !errors.Is(err, ErrNotFound) || !errors.Is(err, cause) || errors.Is(err, ErrDigestMismatch) {
-		t.Fatalf("Mark: %q, is ErrNotFound %v, is cause %v", err, errors.Is(err, ErrNotFound), errors.Is(err, cause))
-	}
-}
