@@ -13,6 +13,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ipa-oci/ipa-oci/internal/arches"
+	"github.com/ipa-oci/ipa-oci/internal/cachedir"
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
 	"github.com/moby/moby/client"
 	"github.com/sirupsen/logrus"
 )
@@ -71,7 +74,7 @@ type Options struct {
 	Output          string
 	DLDir           string
 	CcacheDir       string
-	CacheDir        string // Buildroot tarball cache (default ${IPA_OCI_CACHE:-~/.cache/ipa-oci})
+	CacheDir        string // Buildroot tarball cache (default internal/cachedir.Dir: $IPA_OCI_CACHE, $XDG_CACHE_HOME/ipa-oci or ~/.cache/ipa-oci)
 	SourceDateEpoch int64  // 0: the IPA commit's committer time
 	Offline         bool   // skip the fetch phase; fail if a source is missing
 	LegalInfo       bool   // also run `make legal-info` and write OUTPUT/legal-info.tar.gz
@@ -137,17 +140,6 @@ type Result struct {
 	BuildLog      string
 	FetchSkipped  bool
 	stats         []runStats
-}
-
-// DefaultCacheDir is ${IPA_OCI_CACHE:-$HOME/.cache/ipa-oci}.
-func DefaultCacheDir() string {
-	if d := os.Getenv("IPA_OCI_CACHE"); d != "" {
-		return d
-	}
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "ipa-oci")
-	}
-	return filepath.Join(os.TempDir(), "ipa-oci-cache")
 }
 
 // Build runs the fetch phase (unless skipped) and the build phase in the builder container
@@ -220,7 +212,7 @@ func (o *Options) normalize(needDefconfig bool) error {
 		l.SetOutput(io.Discard)
 		o.Log = l
 	}
-	arch, err := NormalizeArch(o.Arch)
+	arch, err := arches.Normalize(o.Arch)
 	if err != nil {
 		return err
 	}
@@ -232,10 +224,14 @@ func (o *Options) normalize(needDefconfig bool) error {
 		o.Defconfig += "_defconfig"
 	}
 	if o.Output == "" && needDefconfig {
-		return errors.New("no output directory: pass --output DIR or set output in " + o.configName())
+		return errkind.Mark(ErrNoOutput, "no output directory: set output in %s", o.configName())
 	}
 	if o.CacheDir == "" {
-		o.CacheDir = DefaultCacheDir()
+		d, err := cachedir.Dir()
+		if err != nil {
+			return err
+		}
+		o.CacheDir = d
 	}
 	if o.DLDir == "" {
 		o.DLDir = filepath.Join(o.CacheDir, "dl")
@@ -255,14 +251,14 @@ func (o *Options) normalize(needDefconfig bool) error {
 			*p = a
 		}
 	}
-	if err := CheckMakeArgs("--make-arg", o.MakeArgs); err != nil {
+	if err := CheckMakeArgs("make argument", o.MakeArgs); err != nil {
 		return err
 	}
-	if err := CheckEnvNames(o.Env, o.HostEnv); err != nil {
+	if err := CheckEnvNames("environment variable", o.Env, o.HostEnv); err != nil {
 		return err
 	}
 	if fi, err := os.Stat(o.defconfigPath()); needDefconfig && (err != nil || !fi.Mode().IsRegular()) {
-		return fmt.Errorf("defconfig %s not found in %s/configs: check --external and --defconfig", o.Defconfig, o.External)
+		return errkind.Mark(ErrDefconfigNotFound, "defconfig %s not found in %s/configs: check external and defconfig in %s", o.Defconfig, o.External, o.configName())
 	}
 	return nil
 }
@@ -302,10 +298,10 @@ func containerUser(user string) (uid, gid int, chown bool, err error) {
 		gid, err = strconv.Atoi(g)
 	}
 	if err != nil || uid < 0 || gid < 0 {
-		return 0, 0, false, fmt.Errorf("--user %q: use numeric UID:GID", user)
+		return 0, 0, false, errkind.Mark(ErrUser, "container user %q: use numeric UID:GID", user)
 	}
 	if uid == 0 {
-		return 0, 0, false, errors.New("--user 0: the builder container never runs as root; pick a non-root UID:GID")
+		return 0, 0, false, errkind.Mark(ErrUser, "container user 0: the builder container never runs as root; pick a non-root UID:GID")
 	}
 	return uid, gid, chown && uid != os.Geteuid(), nil
 }
@@ -409,27 +405,8 @@ func fileOwner(fi os.FileInfo) (int, bool) {
 	return int(st.Uid), true
 }
 
-// NormalizeArch maps an architecture to its OCI name: amd64 (also x86_64, the default) or
-// arm64 (also aarch64).
-func NormalizeArch(a string) (string, error) {
-	switch a {
-	case "", "amd64", "x86_64":
-		return "amd64", nil
-	case "arm64", "aarch64":
-		return "arm64", nil
-	}
-	return "", fmt.Errorf("architecture %q: use amd64 (x86_64) or arm64 (aarch64)", a)
-}
-
 // DefaultDefconfig is the defconfig used when none is given: ipa_x86_64_defconfig or
 // ipa_aarch64_defconfig from buildroot-external/configs.
-func DefaultDefconfig(arch string) string { return "ipa_" + unameArch(arch) + "_defconfig" }
-
-func unameArch(a string) string {
-	if a == "arm64" {
-		return "aarch64"
-	}
-	return "x86_64"
-}
+func DefaultDefconfig(arch string) string { return "ipa_" + arches.Uname(arch) + "_defconfig" }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

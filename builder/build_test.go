@@ -228,7 +228,7 @@ func TestBuildPhaseHasNoNetwork(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != exitMissingSource || ce.Phase != "build" {
 		t.Fatalf("error %v, want build phase exit %d", err, exitMissingSource)
 	}
-	if !strings.Contains(err.Error(), "source is missing from the download cache") || !strings.Contains(err.Error(), "without --offline") {
+	if !strings.Contains(err.Error(), "source is missing from the download cache") || !errors.Is(err, ErrOffline) || strings.Contains(strings.Split(err.Error(), "\n")[0], "--offline") {
 		t.Errorf("error does not explain the missing source: %v", err)
 	}
 	// The download was attempted and failed for lack of network (connection refused on the
@@ -304,7 +304,7 @@ func TestBuilderPin(t *testing.T) {
 	o.BuilderImage = tenv.imageTag
 	o.BuilderPin = "sha256:" + strings.Repeat("0", 64)
 	_, err := Build(context.Background(), o)
-	if err == nil || !strings.Contains(err.Error(), "pins sha256:000") || !strings.Contains(err.Error(), "--builder-image") {
+	if err == nil || !strings.Contains(err.Error(), "pins sha256:000") || !errors.Is(err, ErrBuilderImagePin) || strings.Contains(err.Error(), "--builder-image") {
 		t.Fatalf("error %v, want a pin mismatch", err)
 	}
 	if _, err := os.Stat(o.Output); err == nil {

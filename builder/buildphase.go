@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
 	"github.com/moby/moby/api/types/mount"
 )
 
@@ -22,11 +23,11 @@ func (b *build) buildPhase(ctx context.Context) error {
 	err := b.phase(ctx, "build", networkNone, b.buildMounts(), b.buildScript())
 	var ce *ContainerExitError
 	if errors.As(err, &ce) && ce.Code == exitMissingSource {
-		hint := "run without --offline so the fetch phase downloads it"
+		kind, hint := ErrOffline, "let the fetch phase download it (this build is offline)"
 		if !o.Offline {
-			hint = "run again with --force-fetch (the fetch stamp under " + b.stampsDir() + " is stale)"
+			kind, hint = ErrStaleFetch, "run the fetch phase again (the fetch stamp under "+b.stampsDir()+" is stale)"
 		}
-		return fmt.Errorf("a source is missing from the download cache %s and the build phase has no network (and may not write there): %s\n%w", o.DLDir, hint, err)
+		return errkind.Mark(kind, "a source is missing from the download cache %s and the build phase has no network (and may not write there): %s\n%w", o.DLDir, hint, err)
 	}
 	return err
 }

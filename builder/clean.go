@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
 	"github.com/moby/moby/client"
 	"github.com/sirupsen/logrus"
 )
@@ -29,7 +30,7 @@ func Clean(ctx context.Context, o Options) ([]string, error) {
 		return nil, err
 	}
 	if o.Output == "" {
-		return nil, errors.New("no output directory: pass --output DIR or set output in " + o.configName())
+		return nil, errkind.Mark(ErrNoOutput, "no output directory: set output in %s", o.configName())
 	}
 	cli := o.Docker
 	if cli == nil {
@@ -48,7 +49,7 @@ func Clean(ctx context.Context, o Options) ([]string, error) {
 func (b *build) clean(ctx context.Context) error {
 	removed, err := cleanOutput(ctx, b.cli, b.o, b.log)
 	if err == nil {
-		b.log.WithField("removed", removed).Info("--clean: removed the output tree (download and ccache directories kept)")
+		b.log.WithField("removed", removed).Info("clean: removed the output tree (download and ccache directories kept)")
 	}
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -42,9 +43,10 @@ func TestProgressLine(t *testing.T) {
 	p.update("build", cleanLine("\x1b[7m>>> host-ncurses 6.4 Building\x1b[27m\n"))
 	p.clear()
 	p.update("build", "checking for gcc... yes")
-	want := "\r\x1b[K[build] host-ncurses 6.4: Building\r\x1b[K\r\x1b[K[build] host-ncurses 6.4: Building"
-	if buf.String() != want {
-		t.Errorf("progress output\n got %q\nwant %q", buf.String(), want)
+	// Drawn (spinner, status, elapsed time), erased before the log line, drawn again after it.
+	draw := `\r\S+ \[build\] host-ncurses 6\.4: Building +\[[0-9hms]+\] \x1b\[0K`
+	if want := regexp.MustCompile("^" + draw + `\x1b\[2K\r` + draw + "$"); !want.MatchString(buf.String()) {
+		t.Errorf("progress output\n got %q\nwant %s", buf.String(), want)
 	}
 	var nilp *progressLine
 	nilp.update("build", ">>> x 1 Building") // no terminal: no-op, no panic

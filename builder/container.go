@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ipa-oci/ipa-oci/internal/arches"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/sirupsen/logrus"
 )
@@ -55,7 +56,7 @@ func (b *build) env(phase string) []string {
 		"BR_CACHE_DIR=" + ContainerCcache,
 		"IPA_OCI_PHASE=" + phase,
 		"IPA_OCI_ARCH=" + in.Arch,
-		"IPA_OCI_UNAME_ARCH=" + unameArch(in.Arch),
+		"IPA_OCI_UNAME_ARCH=" + arches.Uname(in.Arch),
 		// The git mirrors belong to the host user and are mounted read-only; let git in the
 		// container read them as another uid. This is the container's git, never the host's.
 		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*",
@@ -108,23 +109,32 @@ func (b *build) inputMounts() []mount.Mount {
 	return ms
 }
 
-// phase runs one phase container with the given network mode ("none", "host", "default"),
-// mounts and script.
-func (b *build) phase(ctx context.Context, phase, network string, mounts []mount.Mount, script string) error {
-	b.log.WithFields(logrus.Fields{"phase": phase, "network": network}).Info("starting phase")
-	st, err := runContainer(ctx, b.cli, runSpec{
-		phase:   phase,
+// spec is the container of one phase ("fetch" or "build": its environment and label), named
+// name (the phase itself, or the make or shell command running as that phase).
+func (b *build) spec(name, phase, network string, mounts []mount.Mount, cmd []string) runSpec {
+	labels := map[string]string{
+		LabelManaged: "true", LabelPhase: phase, LabelBuildID: b.id, LabelOutput: b.o.Output,
+	}
+	if name != phase {
+		labels[LabelCommand] = name
+	}
+	return runSpec{
+		phase:   name,
 		image:   b.info.Inputs.BuilderImage.ID,
-		cmd:     []string{"/bin/bash", "-c", script},
+		cmd:     cmd,
 		env:     b.env(phase),
 		user:    fmt.Sprintf("%d:%d", b.uid, b.gid),
 		mounts:  mounts,
 		network: network,
-		labels: map[string]string{
-			LabelManaged: "true", LabelPhase: phase, LabelBuildID: b.id,
-			LabelOutput: b.o.Output,
-		},
-	}, b.sink)
+		labels:  labels,
+	}
+}
+
+// phase runs one phase container with the given network mode ("none", "host", "default"),
+// mounts and script.
+func (b *build) phase(ctx context.Context, phase, network string, mounts []mount.Mount, script string) error {
+	b.log.WithFields(logrus.Fields{"phase": phase, "network": network}).Info("starting phase")
+	st, err := runContainer(ctx, b.cli, b.spec(phase, phase, network, mounts, []string{"/bin/bash", "-c", script}), b.sink)
 	b.sink.progress.clear()
 	b.res.stats = append(b.res.stats, st)
 	return err

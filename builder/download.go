@@ -11,8 +11,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 )
 
 // httpTimeouts bound every HTTP request the builder package makes: connecting, the TLS
@@ -102,8 +103,8 @@ func (b *idleBody) Close() error {
 	return err
 }
 
-// download fetches rawURL (http, https or file) to dst, verifying its sha256 before renaming
-// the temporary file into place.
+// download fetches rawURL (http, https or file) to dst, verifying its sha256 before the
+// temporary file is renamed into place (fsutil.WriteAtomic).
 func download(ctx context.Context, d *httpDownloader, rawURL, dst, sum string) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -125,28 +126,14 @@ func download(ctx context.Context, d *httpDownloader, rawURL, dst, sum string) e
 		return fmt.Errorf("download %s: unsupported scheme %q (use https, http or file)", rawURL, u.Scheme)
 	}
 	defer body.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".download-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), body); err != nil {
-		tmp.Close()
-		return fmt.Errorf("download %s: %w", rawURL, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
-		return fmt.Errorf("download %s: sha256 is %s, want %s; check buildroot.url and buildroot.sha256", rawURL, got, sum)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(dst))
+	return fsutil.WriteAtomic(dst, func(w io.Writer) error {
+		h := sha256.New()
+		if _, err := io.Copy(io.MultiWriter(w, h), body); err != nil {
+			return fmt.Errorf("download %s: %w", rawURL, err)
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+			return fmt.Errorf("download %s: sha256 is %s, want %s; check buildroot.url and buildroot.sha256", rawURL, got, sum)
+		}
+		return nil
+	})
 }

@@ -9,8 +9,8 @@ import (
 	"strings"
 )
 
-// The extras a user adds to every container of a build: make variables (--make-arg) and
-// host environment variables (--env). Both are checked before anything runs, recorded in
+// The extras a user adds to every container of a build: make variables (Options.MakeArgs) and
+// host environment variables (Options.Env). Both are checked before anything runs, recorded in
 // build-info, part of the fetch stamp's key, and replayed by a rebuild.
 
 // makeVarRE is a make variable name as ipa-oci accepts it (Buildroot's and kbuild's are all
@@ -22,17 +22,17 @@ var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // reservedMakeVars are the make variables ipa-oci sets itself, with what sets them.
 var reservedMakeVars = map[string]string{
-	"O":                            "ipa-oci sets O=" + ContainerOutput + " (Buildroot's output directory: use --output)",
-	"BR2_EXTERNAL":                 "ipa-oci sets BR2_EXTERNAL=" + ContainerExternal + " (use --external)",
-	"BR2_IPA_GIT_URL":              "ipa-oci sets it from ipa.repo (--ipa-repo)",
-	"BR2_IPA_GIT_REF":              "ipa-oci sets it to the locked IPA commit (ipa.ref, --ipa-ref)",
-	"BR2_IPA_REQUIREMENTS_GIT_URL": "ipa-oci sets it from requirements.repo (--requirements-repo)",
-	"BR2_IPA_REQUIREMENTS_GIT_REF": "ipa-oci sets it from requirements.ref (--requirements-ref)",
+	"O":                            "ipa-oci sets O=" + ContainerOutput + " (Buildroot's output directory: set output)",
+	"BR2_EXTERNAL":                 "ipa-oci sets BR2_EXTERNAL=" + ContainerExternal + " (set external)",
+	"BR2_IPA_GIT_URL":              "ipa-oci sets it from ipa.repo",
+	"BR2_IPA_GIT_REF":              "ipa-oci sets it to the locked IPA commit (ipa.ref)",
+	"BR2_IPA_REQUIREMENTS_GIT_URL": "ipa-oci sets it from requirements.repo",
+	"BR2_IPA_REQUIREMENTS_GIT_REF": "ipa-oci sets it from requirements.ref",
 	WheelsMkVar:                    "ipa-oci sets it to the wheel list generated from the lock",
-	"BR2_JLEVEL":                   "ipa-oci sets it from jobs (-j)",
-	"BR2_DL_DIR":                   "ipa-oci sets BR2_DL_DIR=" + ContainerDL + " (use --dl-dir)",
-	"BR2_CCACHE_DIR":               "ipa-oci mounts the ccache directory at " + ContainerCcache + " (use --ccache-dir)",
-	"BR_CACHE_DIR":                 "ipa-oci sets BR_CACHE_DIR=" + ContainerCcache + " (use --ccache-dir)",
+	"BR2_JLEVEL":                   "ipa-oci sets it from jobs",
+	"BR2_DL_DIR":                   "ipa-oci sets BR2_DL_DIR=" + ContainerDL + " (set dlDir)",
+	"BR2_CCACHE_DIR":               "ipa-oci mounts the ccache directory at " + ContainerCcache + " (set ccacheDir)",
+	"BR_CACHE_DIR":                 "ipa-oci sets BR_CACHE_DIR=" + ContainerCcache + " (set ccacheDir)",
 	"SOURCE_DATE_EPOCH":            "ipa-oci sets it from the lock (sourceDateEpoch)",
 	"BR2_DEFCONFIG":                "`ipa-oci make savedefconfig` sets it to write the defconfig back",
 	"LINUX_KCONFIG_FILE":           "`ipa-oci make linux-update-defconfig` sets it to write the kernel config back",
@@ -40,22 +40,22 @@ var reservedMakeVars = map[string]string{
 	"MAKEFLAGS":                    "make options are not passed through (run them in `ipa-oci shell`)",
 }
 
-// CheckMakeArgs checks make variables given as flag (--make-arg, or `ipa-oci make`'s
-// VAR=VALUE arguments): each must be NAME=VALUE with a plain variable name, a value without
+// CheckMakeArgs checks make variables (Options.MakeArgs, MakeOptions.Vars), named in errors
+// as what (the caller's word for them, e.g. "make argument"): each must be NAME=VALUE with a plain variable name, a value without
 // newlines, and not one of the variables ipa-oci sets itself.
-func CheckMakeArgs(flag string, args []string) error {
+func CheckMakeArgs(what string, args []string) error {
 	for _, a := range args {
 		name, value, ok := strings.Cut(a, "=")
 		switch {
 		case !ok:
-			return fmt.Errorf("%s %q: use NAME=VALUE (a make variable, e.g. V=1); make targets and options are not accepted here", flag, a)
+			return fmt.Errorf("%s %q: use NAME=VALUE (a make variable, e.g. V=1); make targets and options are not accepted here", what, a)
 		case !makeVarRE.MatchString(name):
-			return fmt.Errorf("%s %q: %q is not a make variable name (letters, digits, _)", flag, a, name)
+			return fmt.Errorf("%s %q: %q is not a make variable name (letters, digits, _)", what, a, name)
 		case strings.ContainsAny(value, "\n\r\x00"):
-			return fmt.Errorf("%s %q: the value has a newline or NUL byte", flag, name)
+			return fmt.Errorf("%s %q: the value has a newline or NUL byte", what, name)
 		}
 		if why, ok := reservedMakeVars[name]; ok {
-			return fmt.Errorf("%s %s=...: %s is not overridable: %s", flag, name, name, why)
+			return fmt.Errorf("%s %s=...: %s is not overridable: %s", what, name, name, why)
 		}
 	}
 	return nil
@@ -70,8 +70,8 @@ var reservedEnv = map[string]string{
 	"TERM":                "ipa-oci sets TERM (dumb, or the terminal's for `ipa-oci make`/`shell` on a terminal)",
 	"PATH":                "the container keeps the builder image's PATH",
 	"SOURCE_DATE_EPOCH":   "ipa-oci sets it from the lock (sourceDateEpoch)",
-	"BR2_DL_DIR":          "ipa-oci sets BR2_DL_DIR=" + ContainerDL + " (use --dl-dir)",
-	"BR_CACHE_DIR":        "ipa-oci sets BR_CACHE_DIR=" + ContainerCcache + " (use --ccache-dir)",
+	"BR2_DL_DIR":          "ipa-oci sets BR2_DL_DIR=" + ContainerDL + " (set dlDir)",
+	"BR_CACHE_DIR":        "ipa-oci sets BR_CACHE_DIR=" + ContainerCcache + " (set ccacheDir)",
 	"IPA_OCI_":            "ipa-oci sets the IPA_OCI_* variables",
 	"GIT_CONFIG_":         "ipa-oci sets GIT_CONFIG_* (safe.directory for the read-only mirrors)",
 	"GIT_CONFIG_COUNT":    "ipa-oci sets GIT_CONFIG_* (safe.directory for the read-only mirrors)",
@@ -80,30 +80,32 @@ var reservedEnv = map[string]string{
 	"GIT_CONFIG_NOSYSTEM": "ipa-oci sets GIT_CONFIG_* (safe.directory for the read-only mirrors)",
 }
 
-// CheckEnvNames checks --env names: each a plain variable name, set in hostEnv, not a proxy
+// CheckEnvNames checks the names of host environment variables passed into the containers
+// (Options.Env), named in errors as what (the caller's word, e.g. "environment variable"):
+// each a plain variable name, set in hostEnv, not a proxy
 // variable (those pass anyway), not given twice, and none of the variables ipa-oci sets.
-func CheckEnvNames(names, hostEnv []string) error {
+func CheckEnvNames(what string, names, hostEnv []string) error {
 	seen := map[string]bool{}
 	for _, n := range names {
 		if !envNameRE.MatchString(n) {
-			return fmt.Errorf("--env %q: give the name of a host environment variable (letters, digits, _), not NAME=VALUE; its value is taken from the environment", n)
+			return fmt.Errorf("%s %q: give the name of a host environment variable (letters, digits, _), not NAME=VALUE; its value is taken from the environment", what, n)
 		}
 		if seen[n] {
-			return fmt.Errorf("--env %s: given twice", n)
+			return fmt.Errorf("%s %s: given twice", what, n)
 		}
 		seen[n] = true
 		for _, p := range proxyVars {
 			if n == p || n == strings.ToUpper(p) {
-				return fmt.Errorf("--env %s: proxy variables pass into the containers anyway", n)
+				return fmt.Errorf("%s %s: proxy variables pass into the containers anyway", what, n)
 			}
 		}
 		for k, why := range reservedEnv {
 			if n == k || (strings.HasSuffix(k, "_") && strings.HasPrefix(n, k)) {
-				return fmt.Errorf("--env %s: not overridable: %s", n, why)
+				return fmt.Errorf("%s %s: not overridable: %s", what, n, why)
 			}
 		}
 		if _, ok := lookupEnv(hostEnv, n); !ok {
-			return fmt.Errorf("--env %s: %s is not set in the environment; set it (its value is passed into the builder containers)", n, n)
+			return fmt.Errorf("%s %s: %s is not set in the environment; set it (its value is passed into the builder containers)", what, n, n)
 		}
 	}
 	return nil
@@ -157,7 +159,7 @@ func checkRecordedEnv(recorded []EnvInput, hostEnv []string) ([]string, error) {
 	for _, e := range recorded {
 		v, ok := lookupEnv(hostEnv, e.Name)
 		if !ok {
-			return nil, fmt.Errorf("the build passed %s into its containers (--env %s): set %s to the same value (sha256 %s) to rebuild", e.Name, e.Name, e.Name, e.SHA256)
+			return nil, fmt.Errorf("the build passed the environment variable %s into its containers: set %s to the same value (sha256 %s) to rebuild", e.Name, e.Name, e.SHA256)
 		}
 		if got := sha256Hex([]byte(v)); got != e.SHA256 {
 			return nil, fmt.Errorf("the build passed %s with another value (sha256 %s; yours is %s): set %s to the value the build used", e.Name, e.SHA256, got, e.Name)

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,12 +20,12 @@ func TestCheckMakeArgs(t *testing.T) {
 		{"=1", `--make-arg "=1": "" is not a make variable name`},
 		{"A B=1", `--make-arg "A B=1": "A B" is not a make variable name`},
 		{"X=a\nb", `--make-arg "X": the value has a newline or NUL byte`},
-		{"O=/tmp/elsewhere", "--make-arg O=...: O is not overridable: ipa-oci sets O=/ipa/output (Buildroot's output directory: use --output)"},
-		{"BR2_EXTERNAL=/x", "BR2_EXTERNAL is not overridable: ipa-oci sets BR2_EXTERNAL=/ipa/external (use --external)"},
+		{"O=/tmp/elsewhere", "--make-arg O=...: O is not overridable: ipa-oci sets O=/ipa/output (Buildroot's output directory: set output)"},
+		{"BR2_EXTERNAL=/x", "BR2_EXTERNAL is not overridable: ipa-oci sets BR2_EXTERNAL=/ipa/external (set external)"},
 		{"BR2_IPA_GIT_REF=master", "BR2_IPA_GIT_REF is not overridable: ipa-oci sets it to the locked IPA commit"},
 		{"IPA_OCI_WHEELS_MK=/x", "IPA_OCI_WHEELS_MK is not overridable: ipa-oci sets it to the wheel list generated from the lock"},
-		{"BR2_JLEVEL=8", "BR2_JLEVEL is not overridable: ipa-oci sets it from jobs (-j)"},
-		{"BR2_DL_DIR=/x", "use --dl-dir"},
+		{"BR2_JLEVEL=8", "BR2_JLEVEL is not overridable: ipa-oci sets it from jobs"},
+		{"BR2_DL_DIR=/x", "ipa-oci sets BR2_DL_DIR=/ipa/dl (set dlDir)"},
 		{"BR2_DEFCONFIG=/x", "`ipa-oci make savedefconfig` sets it"},
 		{"LINUX_KCONFIG_FILE=/x", "`ipa-oci make linux-update-defconfig` sets it"},
 	} {
@@ -37,7 +38,7 @@ func TestCheckMakeArgs(t *testing.T) {
 
 func TestCheckEnvNames(t *testing.T) {
 	host := []string{"FOO=1", "EMPTY=", "HOME=/root", "http_proxy=http://p:3128", "PATH=/bin", "IPA_OCI_X=1", "GIT_CONFIG_COUNT=3"}
-	if err := CheckEnvNames([]string{"FOO", "EMPTY"}, host); err != nil {
+	if err := CheckEnvNames("--env", []string{"FOO", "EMPTY"}, host); err != nil {
 		t.Fatalf("valid --env refused: %v", err)
 	}
 	for _, c := range []struct{ name, want string }{
@@ -50,12 +51,12 @@ func TestCheckEnvNames(t *testing.T) {
 		{"SOURCE_DATE_EPOCH", "--env SOURCE_DATE_EPOCH: not overridable"},
 		{"http_proxy", "--env http_proxy: proxy variables pass into the containers anyway"},
 	} {
-		err := CheckEnvNames([]string{c.name}, host)
+		err := CheckEnvNames("--env", []string{c.name}, host)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("--env %q: %v, want %q", c.name, err, c.want)
 		}
 	}
-	if err := CheckEnvNames([]string{"FOO", "FOO"}, host); err == nil || err.Error() != "--env FOO: given twice" {
+	if err := CheckEnvNames("--env", []string{"FOO", "FOO"}, host); err == nil || err.Error() != "--env FOO: given twice" {
 		t.Errorf("--env twice: %v", err)
 	}
 }
@@ -71,7 +72,7 @@ func TestMakeTargetsAndDownloadRule(t *testing.T) {
 		want    string
 	}{
 		{nil, "no make target: name one, e.g. `ipa-oci make menuconfig`"},
-		{[]string{"-j4"}, `make option "-j4": ipa-oci make passes targets and VAR=VALUE only`},
+		{[]string{"-j4"}, `make option "-j4": only targets and VAR=VALUE are passed to make`},
 		{[]string{"a;b"}, `make target "a;b": letters, digits`},
 	} {
 		if err := CheckMakeTargets(c.targets); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -153,7 +154,7 @@ func TestWriteBackPlan(t *testing.T) {
 	}
 	write("BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE=\"$(BR2_EXTERNAL_IPA_PATH)/../kernel-config/x86_64.config\"\n")
 	b.o.KernelConfig = ""
-	if _, _, err := b.planWriteBacks([]string{"linux-update-defconfig"}); err == nil || !strings.Contains(err.Error(), "no kernel config directory is set: set kernelConfig in ipa-oci.yaml or pass --kernel-config") {
+	if _, _, err := b.planWriteBacks([]string{"linux-update-defconfig"}); err == nil || !strings.Contains(err.Error(), "no kernel config directory is set: set kernelConfig in ipa-oci.yaml") || !errors.Is(err, ErrNeedsKernelConfig) {
 		t.Errorf("kernel config without a kernel config directory: %v", err)
 	}
 }
@@ -175,7 +176,7 @@ func TestRebuildReplaysExtras(t *testing.T) {
 		t.Errorf("rebuild options: make args %q, env %q", o.MakeArgs, o.Env)
 	}
 	if _, err := RebuildOptions(bi, Options{External: ext, HostEnv: []string{}}); err == nil ||
-		!strings.Contains(err.Error(), "the build passed MIRROR_TOKEN into its containers (--env MIRROR_TOKEN): set MIRROR_TOKEN to the same value") {
+		!strings.Contains(err.Error(), "the build passed the environment variable MIRROR_TOKEN into its containers: set MIRROR_TOKEN to the same value") {
 		t.Errorf("rebuild without the variable: %v", err)
 	}
 	if _, err := RebuildOptions(bi, Options{External: ext, HostEnv: []string{"MIRROR_TOKEN=other"}}); err == nil ||

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 )
@@ -16,21 +17,17 @@ import (
 const (
 	networkNone    = "none"    // build phase: no network at all
 	networkDefault = "default" // fetch phase: the engine's default (bridge) network
-	networkHost    = "host"    // fetch phase with --host-network: the host's network namespace
+	networkHost    = "host"    // fetch phase with HostNetwork: the host's network namespace
 )
-
-// errNoDefaultNetwork is the error of a fetch phase on an engine without a bridge (the
-// message, NoDefaultNetworkError, names the configuration file).
-var errNoDefaultNetwork = errors.New("the Docker engine has no default bridge network")
 
 // NoDefaultNetworkError explains why a fetch phase cannot run on an engine without a bridge.
 type NoDefaultNetworkError struct{ ConfigFile string }
 
 func (e *NoDefaultNetworkError) Error() string {
-	return errNoDefaultNetwork.Error() + " (dockerd --bridge=none?), so the fetch phase and the lock step would have no network: pass --host-network (or set hostNetwork: true in " + orDefault(e.ConfigFile, ConfigFileName) + ") to run it in the host's network namespace, give the engine a bridge, or build --offline from a filled download cache"
+	return ErrNoDefaultNetwork.Error() + " (dockerd --bridge=none?), so the fetch phase and the lock step would have no network: set hostNetwork: true in " + orDefault(e.ConfigFile, ConfigFileName) + " to run it in the host's network namespace, give the engine a bridge, or build offline from a filled download cache"
 }
 
-func (e *NoDefaultNetworkError) Unwrap() error { return errNoDefaultNetwork }
+func (e *NoDefaultNetworkError) Unwrap() error { return ErrNoDefaultNetwork }
 
 // fetch runs the fetch phase unless --offline or a stamp for these inputs says it is done.
 // It sees the download cache read-write, except the host-owned git mirrors and stamps, and a
@@ -65,7 +62,7 @@ func (b *build) fetch(ctx context.Context) error {
 	if err := b.phase(ctx, "fetch", network, mounts, b.fetchScript()); err != nil {
 		return b.wheelHashError(watch, err)
 	}
-	if err := writeFileAtomic(stamp, []byte(b.fetchKeyText())); err != nil {
+	if err := fsutil.WriteFileAtomic(stamp, []byte(b.fetchKeyText())); err != nil {
 		b.log.WithError(err).Warn("could not write the fetch stamp; the next build fetches again")
 	}
 	return nil
@@ -102,7 +99,7 @@ func (b *build) fetchMounts(scratch string) []mount.Mount {
 // fetchNetwork is fetchNetworkMode for this build, its error naming the configuration file.
 func (b *build) fetchNetwork(ctx context.Context) (string, error) {
 	n, err := fetchNetworkMode(ctx, b.cli, b.o.HostNetwork)
-	if errors.Is(err, errNoDefaultNetwork) {
+	if errors.Is(err, ErrNoDefaultNetwork) {
 		return "", &NoDefaultNetworkError{ConfigFile: b.o.ConfigFile}
 	}
 	return n, err
@@ -125,7 +122,7 @@ func fetchNetworkMode(ctx context.Context, cli client.APIClient, hostNetwork boo
 			return networkDefault, nil
 		}
 	}
-	return "", errNoDefaultNetwork
+	return "", ErrNoDefaultNetwork
 }
 
 func (b *build) fetchScript() string {

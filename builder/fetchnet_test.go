@@ -97,7 +97,7 @@ func startBridgeEngine(t *testing.T, imageID string) *bridgeEngine {
 		}
 	}
 
-	cache := filepath.Join(DefaultCacheDir(), "test-engine", strings.TrimPrefix(imageID, "sha256:")[:16])
+	cache := filepath.Join(testCacheDir(t), "test-engine", strings.TrimPrefix(imageID, "sha256:")[:16])
 	if err := os.MkdirAll(cache, 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
 )
 
 var commitRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
@@ -174,7 +176,7 @@ func (g *gitRunner) ensureCommit(ctx context.Context, dir, repo, ref, commit str
 	}
 	if !exists {
 		if offline {
-			return 0, fmt.Errorf("offline: no local mirror of %s in %s; run once without --offline", repo, dir)
+			return 0, errkind.Mark(ErrOffline, "offline: no local mirror of %s in %s; run once with the network", repo, dir)
 		}
 		// --shared=0644: readable by the container user whatever the umask, writable by no one else.
 		if _, err := g.run(ctx, "", "init", "--bare", "-q", "--shared=0644", dir); err != nil {
@@ -183,7 +185,7 @@ func (g *gitRunner) ensureCommit(ctx context.Context, dir, repo, ref, commit str
 	}
 	if !g.hasCommit(ctx, dir, commit) {
 		if offline {
-			return 0, fmt.Errorf("offline: commit %s of %s is not in %s; run once without --offline", commit, repo, dir)
+			return 0, errkind.Mark(ErrOffline, "offline: commit %s of %s is not in %s; run once with the network", commit, repo, dir)
 		}
 		var refErr error
 		if !commitRE.MatchString(ref) {
@@ -227,11 +229,11 @@ func (g *gitRunner) resolveOffline(ctx context.Context, dir, repo, ref string) (
 		return "", err
 	}
 	if !exists {
-		return "", fmt.Errorf("offline: no local mirror of %s in %s; run once without --offline", repo, dir)
+		return "", errkind.Mark(ErrOffline, "offline: no local mirror of %s in %s; run once with the network", repo, dir)
 	}
 	sha, err := g.run(ctx, dir, "rev-parse", "-q", "--verify", "refs/ipa-oci/"+strings.TrimPrefix(ref, "refs/")+"^{commit}")
 	if err != nil {
-		return "", fmt.Errorf("offline: %s %s was never fetched into %s; run once without --offline or pass a commit ID", repo, ref, dir)
+		return "", errkind.Mark(ErrOffline, "offline: %s %s was never fetched into %s; run once with the network, or give a commit ID", repo, ref, dir)
 	}
 	return sha, nil
 }

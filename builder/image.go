@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
 	buildtypes "github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/client"
 	"github.com/sirupsen/logrus"
@@ -179,9 +180,9 @@ func buildError(ctx context.Context, cli client.APIClient, opts ImageOptions, df
 	if errors.As(err, &be) {
 		cause = errors.New(be.msg) // the output before a failed pull is only the ARG and FROM steps
 	}
-	return fmt.Errorf("build builder image from %s: pull base image %s: %w; on a host without registry access, "+
+	return errkind.Mark(ErrBaseImage, "build builder image from %s: pull base image %s: %w; on a host without registry access, "+
 		"put a Debian bookworm image into the engine's store (docker load or podman load, or docker import a "+
-		"debootstrap tree) and pass --build-arg BASE_IMAGE=<its name>", opts.Dockerfile, base, cause)
+		"debootstrap tree) and set the build argument BASE_IMAGE=<its name>", opts.Dockerfile, base, cause)
 }
 
 // baseImage is the image the Dockerfile's first FROM names, with the ARGs declared before it

@@ -140,7 +140,7 @@ func TestBuildImagePullFailureHint(t *testing.T) {
 	if err == nil {
 		t.Fatal("built from an unreachable base image")
 	}
-	for _, want := range []string{"pull base image " + base + ": ", "connection refused", "--build-arg BASE_IMAGE=", "podman load"} {
+	for _, want := range []string{"pull base image " + base + ": ", "connection refused", "set the build argument BASE_IMAGE=", "podman load"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q", want)
 		}
@@ -153,7 +153,7 @@ func TestBuildImagePullFailureHint(t *testing.T) {
 	mustWrite(t, df, "ARG BASE_IMAGE=unused\nFROM ${BASE_IMAGE}\nRUN echo ipa-oci-failing-step; exit 3\n")
 	_, err = BuildImage(ctx, tenv.cli, ImageOptions{Dockerfile: df, BuildArgs: map[string]string{"BASE_IMAGE": testBaseImage}, Tag: "-"})
 	t.Logf("%s: %v", tenv.engine, err)
-	if err == nil || !strings.Contains(err.Error(), "ipa-oci-failing-step") || strings.Contains(err.Error(), "pull base image") || strings.Contains(err.Error(), "--build-arg BASE_IMAGE=") {
+	if err == nil || !strings.Contains(err.Error(), "ipa-oci-failing-step") || strings.Contains(err.Error(), "pull base image") || strings.Contains(err.Error(), "build argument BASE_IMAGE=") {
 		t.Errorf("a failing RUN step on a present base: %v", err)
 	}
 }

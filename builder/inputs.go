@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
 
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
 	"github.com/sirupsen/logrus"
 )
 
@@ -22,7 +22,7 @@ func (b *build) checkBuilderImage(ctx context.Context) error {
 		ref = o.BuilderPin
 	}
 	if ref == "" {
-		return errors.New("no builder image: run `ipa-oci builder build`, then set builder.image (or builder.id) in " + o.configName() + ", or pass --builder-image")
+		return errkind.Mark(ErrNoBuilderImage, "no builder image: run `ipa-oci builder build`, then set builder.image (or builder.id) in %s", o.configName())
 	}
 	actx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
@@ -48,11 +48,11 @@ func (b *build) checkBuilderImage(ctx context.Context) error {
 		switch {
 		case matchesPin(id, ii.RepoDigests, p.id):
 		case o.AllowUnpinned:
-			b.log.WithFields(logrus.Fields{"image": ref, "id": id, "pin": p.id, "pinnedBy": p.file}).Warn("--builder-image overrides the pinned builder image")
+			b.log.WithFields(logrus.Fields{"image": ref, "id": id, "pin": p.id, "pinnedBy": p.file}).Warn("the builder image given overrides the pinned one")
 		case p.lock:
-			return fmt.Errorf("builder image %s is %s but %s pins %s: rebuild the pinned image, pin this one with `ipa-oci lock --update`, or pass --builder-image %s to override", ref, id, p.file, p.id, ref)
+			return errkind.Mark(ErrBuilderImagePin, "builder image %s is %s but %s pins %s: rebuild the pinned image, or pin this one by locking anew", ref, id, p.file, p.id)
 		default:
-			return fmt.Errorf("builder image %s is %s but %s pins %s: rebuild the pinned image, update builder.id, or pass --builder-image %s to override", ref, id, p.file, p.id, ref)
+			return errkind.Mark(ErrBuilderImagePin, "builder image %s is %s but %s pins %s: rebuild the pinned image, or update builder.id", ref, id, p.file, p.id)
 		}
 	}
 	switch {
@@ -60,7 +60,7 @@ func (b *build) checkBuilderImage(ctx context.Context) error {
 	case b.locking:
 		b.log.WithFields(logrus.Fields{"image": ref, "id": id}).Info("builder image not pinned in " + o.configName() + ": " + o.lockName() + " pins its ID")
 	default:
-		return fmt.Errorf("builder image %s (%s) is not pinned: build from %s (`ipa-oci lock` pins it), set builder.id: %s in %s, or pass --builder-image to use it unpinned", ref, id, o.lockName(), id, o.configName())
+		return errkind.Mark(ErrBuilderImagePin, "builder image %s (%s) is not pinned: build from %s (`ipa-oci lock` pins it), or set builder.id: %s in %s", ref, id, o.lockName(), id, o.configName())
 	}
 	b.info.Inputs.BuilderImage = ImageInput{Ref: ref, ID: id}
 	b.log.WithFields(logrus.Fields{"image": ref, "id": id}).Info("builder image")
@@ -89,7 +89,7 @@ func (b *build) resolveInputs(ctx context.Context) error {
 		in.Buildroot = BuildrootInput{Version: o.Buildroot.Version, Local: true}
 	} else {
 		if o.Buildroot.URL == "" || o.Buildroot.SHA256 == "" {
-			return errors.New("no Buildroot: set buildroot.url and buildroot.sha256 in " + o.configName() + " or pass --buildroot-src DIR")
+			return errkind.Mark(ErrNoBuildroot, "no Buildroot: set buildroot.url and buildroot.sha256, or buildroot.src, in %s", o.configName())
 		}
 		tree, err := fetchBuildroot(ctx, o.CacheDir, o.Buildroot.URL, o.Buildroot.SHA256, o.Offline, b.log)
 		if err != nil {
@@ -128,7 +128,7 @@ func (b *build) resolveInputs(ctx context.Context) error {
 	in.SourceDateEpoch = o.SourceDateEpoch
 	if in.SourceDateEpoch == 0 {
 		if in.IPA == nil {
-			return errors.New("no SOURCE_DATE_EPOCH: set ipa.repo (its commit time is the default) or sourceDateEpoch / --source-date-epoch")
+			return errkind.Mark(ErrNoSourceDateEpoch, "no SOURCE_DATE_EPOCH: set ipa.repo (its commit time is the default) or sourceDateEpoch")
 		}
 		in.SourceDateEpoch = in.IPA.CommitTime
 	}

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"sigs.k8s.io/yaml"
 )
 
@@ -141,7 +143,7 @@ func LoadLock(p string) (*Lock, error) {
 	}
 	l, err := ParseLock(b)
 	if err != nil {
-		return nil, fmt.Errorf("lock file %s: %w; fix it, or regenerate it with `ipa-oci lock --update`", p, err)
+		return nil, errkind.Mark(ErrRelock, "lock file %s: %w; fix it, or lock anew", p, err)
 	}
 	return l, nil
 }
@@ -167,7 +169,7 @@ func WriteLock(p string, l *Lock) error {
 	if err := l.Validate(); err != nil {
 		return fmt.Errorf("write lock file %s: %w", p, err)
 	}
-	if err := writeFileAtomic(p, l.Marshal()); err != nil {
+	if err := fsutil.WriteFileAtomic(p, l.Marshal()); err != nil {
 		return fmt.Errorf("write lock file %s: %w", p, err)
 	}
 	return nil
@@ -442,9 +444,12 @@ type LockMismatchError struct {
 }
 
 func (e *LockMismatchError) Error() string {
-	return fmt.Sprintf("%s does not match the configuration: %s is %s in %s (or its flag) but %s in the lock; run `ipa-oci lock` to resolve it anew, or pass --update-lock",
+	return fmt.Sprintf("%s does not match the configuration: %s is %s in %s (or its flag) but %s in the lock; run `ipa-oci lock` to resolve it anew",
 		orDefault(e.LockFile, LockFileName), e.Field, orEmpty(e.Config), orDefault(e.ConfigFile, ConfigFileName), orEmpty(e.Locked))
 }
+
+// Is makes a *LockMismatchError match ErrLockMismatch.
+func (e *LockMismatchError) Is(target error) bool { return target == ErrLockMismatch }
 
 func orEmpty(s string) string {
 	if s == "" {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/ipa-oci/ipa-oci/internal/lockfixture"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/sirupsen/logrus"
@@ -32,11 +33,11 @@ func realBuildrootTree(t *testing.T) string {
 		cands = []string{filepath.Join(filepath.Dir(repo), "shared", "buildroot", name), filepath.Join("/work/shared/buildroot", name)}
 	}
 	for _, c := range cands {
-		sum, err := fileSHA256(c)
+		sum, err := fsutil.SHA256File(c)
 		if err != nil {
 			continue
 		}
-		tree, err := fetchBuildroot(context.Background(), DefaultCacheDir(), "file://"+c, sum, false, tenvLog())
+		tree, err := fetchBuildroot(context.Background(), testCacheDir(t), "file://"+c, sum, false, tenvLog())
 		if err != nil {
 			t.Fatal(err)
 		}

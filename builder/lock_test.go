@@ -184,7 +184,7 @@ func TestLockedWheelReplacedOnIndex(t *testing.T) {
 	msg := err.Error()
 	if we.File != evil.FileName() || we.Locked != lockfixture.Beta20.SHA256() || we.Got != evil.SHA256() ||
 		strings.Contains(msg, "\n") || !strings.Contains(msg, "wheel beta-2.0-py3-none-any.whl from "+in.Index.URLOf(evil.FileName())) ||
-		!strings.Contains(msg, "ipa-oci lock --update") {
+		!strings.Contains(msg, "find out why before accepting it by locking anew") || !errors.Is(err, ErrRelock) {
 		t.Errorf("error %+v:\n%s", we, msg)
 	}
 	var ce *ContainerExitError

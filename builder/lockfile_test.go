@@ -107,7 +107,7 @@ func TestParseLockRejects(t *testing.T) {
 	// LoadLock names the file and what to do.
 	p := filepath.Join(t.TempDir(), LockFileName)
 	os.WriteFile(p, []byte("lockVersion: [1\n"), 0o644)
-	if _, err := LoadLock(p); err == nil || !strings.HasPrefix(err.Error(), "lock file "+p+": not a valid lock") || !strings.Contains(err.Error(), "ipa-oci lock --update") {
+	if _, err := LoadLock(p); err == nil || !strings.HasPrefix(err.Error(), "lock file "+p+": not a valid lock") || !strings.Contains(err.Error(), "fix it, or lock anew") || !errors.Is(err, ErrRelock) {
 		t.Errorf("LoadLock of invalid YAML: %v", err)
 	}
 }
@@ -155,7 +155,7 @@ func TestLockCheckNamesField(t *testing.T) {
 			t.Errorf("%s changed: error %v", c.field, err)
 			continue
 		}
-		if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, "--update-lock") || !strings.Contains(msg, c.field+" is ") {
+		if msg := err.Error(); strings.Contains(msg, "\n") || !errors.Is(err, ErrLockMismatch) || strings.Contains(msg, "--") || !strings.Contains(msg, c.field+" is ") {
 			t.Errorf("%s: message %q", c.field, msg)
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/sirupsen/logrus"
 )
@@ -107,7 +109,7 @@ func (b *build) resolvePython(ctx context.Context) (*LockedPython, error) {
 	o := b.o
 	in := b.info.Inputs
 	if o.Offline {
-		return nil, errors.New("--offline: resolving the agent's Python wheels needs the network; run `ipa-oci lock` with network first")
+		return nil, errkind.Mark(ErrOffline, "offline: resolving the agent's Python wheels needs the network; run `ipa-oci lock` with the network first")
 	}
 	index := o.PythonIndex
 	if index == "" {
@@ -466,8 +468,8 @@ func (l *Lock) WriteWheelList(dir, arch, containerDir string) error {
 		fmt.Fprintf(&hash, "sha256  %s  %s\n", w.SHA256, w.File())
 	}
 	fmt.Fprintf(&mk, "\nIRONIC_PYTHON_AGENT_WHEELS_HASH = %s/%s\n", containerDir, WheelsHashName)
-	if err := writeFileAtomic(filepath.Join(dir, WheelsHashName), hash.Bytes()); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, WheelsHashName), hash.Bytes()); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, WheelsMkName), mk.Bytes())
+	return fsutil.WriteFileAtomic(filepath.Join(dir, WheelsMkName), mk.Bytes())
 }

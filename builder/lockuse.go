@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
 	"github.com/sirupsen/logrus"
 )
 
@@ -24,7 +25,7 @@ func applyLock(o *Options) error {
 	}
 	if l.Buildroot.TreeSHA256 != "" {
 		if o.Buildroot.Src == "" {
-			return fmt.Errorf("%s pins a local Buildroot tree (treeSha256 %s): pass --buildroot-src (or set buildroot.src) with that tree", o.lockName(), l.Buildroot.TreeSHA256)
+			return errkind.Mark(ErrNeedsBuildrootSrc, "%s pins a local Buildroot tree (treeSha256 %s): set buildroot.src to that tree", o.lockName(), l.Buildroot.TreeSHA256)
 		}
 		o.Buildroot = BuildrootConfig{Src: o.Buildroot.Src, Version: l.Buildroot.Version}
 	} else {
@@ -247,11 +248,14 @@ type WheelHashError struct {
 }
 
 func (e *WheelHashError) Error() string {
-	return fmt.Sprintf("fetch phase: wheel %s from %s does not have the sha256 %s pins (pinned %s, downloaded %s): it changed on the index since the lock; find out why before accepting it with `ipa-oci lock --update`",
+	return fmt.Sprintf("fetch phase: wheel %s from %s does not have the sha256 %s pins (pinned %s, downloaded %s): it changed on the index since the lock; find out why before accepting it by locking anew",
 		e.File, e.URL, orDefault(e.LockFile, LockFileName), e.Locked, orNone(e.Got))
 }
 
 func (e *WheelHashError) Unwrap() error { return e.Err }
+
+// Is makes a *WheelHashError match ErrRelock: accepting the new wheel means locking anew.
+func (e *WheelHashError) Is(target error) bool { return target == ErrRelock }
 
 func orNone(s string) string {
 	if s == "" {

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ipa-oci/ipa-oci/internal/cachedir"
 	"github.com/ipa-oci/ipa-oci/internal/testenv"
 	"github.com/moby/moby/client"
 	"github.com/sirupsen/logrus"
@@ -93,14 +94,17 @@ func (c *counter) get(p string) int {
 
 var tenv testEnv
 
-func TestMain(m *testing.M) {
-	if p := os.Getenv(atomicHelperEnv); p != "" {
-		if err := writeFileAtomic(p, []byte("{}\n")); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
+// testCacheDir is the cache directory the builder uses by default (internal/cachedir).
+func testCacheDir(t testing.TB) string {
+	t.Helper()
+	d, err := cachedir.Dir()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return d
+}
+
+func TestMain(m *testing.M) {
 	flag.Parse()
 	if !testing.Short() { // -short runs only the tests that need no Docker engine
 		tenv.setupErr = setupTestEnv()

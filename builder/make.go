@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/sirupsen/logrus"
 )
@@ -200,19 +201,7 @@ func (b *build) prepare(ctx context.Context) error {
 // "fetch": its environment, IPA_OCI_PHASE included, is that phase's) with the user's terminal
 // or stdio attached.
 func (b *build) attached(ctx context.Context, command, phase, network string, mounts []mount.Mount, workDir string, cmd []string, sio Stdio, watch io.Writer) (int64, error) {
-	return runAttached(ctx, b.cli, runSpec{
-		phase:   command,
-		image:   b.info.Inputs.BuilderImage.ID,
-		cmd:     cmd,
-		env:     b.env(phase),
-		user:    fmt.Sprintf("%d:%d", b.uid, b.gid),
-		mounts:  mounts,
-		network: network,
-		labels: map[string]string{
-			LabelManaged: "true", LabelPhase: phase, LabelBuildID: b.id,
-			LabelOutput: b.o.Output, LabelCommand: command,
-		},
-	}, workDir, sio, watch)
+	return runAttached(ctx, b.cli, b.spec(command, phase, network, mounts, cmd), workDir, sio, watch)
 }
 
 // makeTargetRE is a make target ipa-oci passes: Buildroot's (menuconfig, linux-rebuild,
@@ -228,7 +217,7 @@ func CheckMakeTargets(targets []string) error {
 	for _, t := range targets {
 		switch {
 		case strings.HasPrefix(t, "-"):
-			return fmt.Errorf("make option %q: ipa-oci make passes targets and VAR=VALUE only (-s is --silent; V=1 for verbose output; other options: `ipa-oci shell`)", t)
+			return errkind.Mark(ErrMakeOption, "make option %q: only targets and VAR=VALUE are passed to make, e.g. V=1 for verbose output", t)
 		case strings.Contains(t, "="):
 			return fmt.Errorf("%q is a variable, not a target", t)
 		case !makeTargetRE.MatchString(t):

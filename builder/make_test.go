@@ -263,7 +263,7 @@ func TestBuildExtrasAndClean(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "buildroot", "build", "host-go")); err == nil {
 		t.Error("--clean left OUTPUT/buildroot's content")
 	}
-	if !strings.Contains(f.logBuf.String(), "--clean: removed the output tree") {
+	if !strings.Contains(f.logBuf.String(), "clean: removed the output tree") {
 		t.Error("--clean did not say what it removed")
 	}
 	if _, err := os.Stat(filepath.Join(o.CcacheDir, "marker")); err != nil {

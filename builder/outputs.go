@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/sirupsen/logrus"
 )
 
@@ -79,7 +79,7 @@ func (b *build) collect() error {
 		return err
 	}
 	p := filepath.Join(o.Output, BuildInfoName)
-	if err := writeFileAtomic(p, append(out, '\n')); err != nil {
+	if err := fsutil.WriteFileAtomic(p, append(out, '\n')); err != nil {
 		return err
 	}
 	b.chownArtifact(p)
@@ -95,10 +95,10 @@ func (b *build) collect() error {
 // addOutput publishes src as OUTPUT/name and records its digest and size.
 func (b *build) addOutput(src io.Reader, name string) error {
 	dst := filepath.Join(b.o.Output, name)
-	if err := copyAtomic(src, dst); err != nil {
+	if err := fsutil.WriteAtomic(dst, func(w io.Writer) error { _, err := io.Copy(w, src); return err }); err != nil {
 		return fmt.Errorf("write %s: %w", dst, err)
 	}
-	sum, err := fileSHA256(dst)
+	sum, err := fsutil.SHA256File(dst)
 	if err != nil {
 		return err
 	}
@@ -163,52 +163,4 @@ func readRegular(root *os.Root, name string) ([]byte, error) {
 	}
 	defer f.Close()
 	return io.ReadAll(f)
-}
-
-// copyAtomic writes r to dst (mode 0644) through a temporary file in dst's directory that is
-// fsynced and renamed into place; the directory is fsynced after the rename.
-func copyAtomic(r io.Reader, dst string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, r); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(dst))
-}
-
-// writeFileAtomic writes data to p the way copyAtomic does: never half-written under p's name,
-// durable once it returns.
-func writeFileAtomic(p string, data []byte) error {
-	return copyAtomic(bytes.NewReader(data), p)
-}
-
-// syncDir fsyncs a directory, making a rename in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
 }

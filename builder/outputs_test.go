@@ -5,51 +5,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
-
-// atomicHelperEnv makes the test binary write one file with writeFileAtomic and exit (see
-// TestMain), so TestWriteFileAtomicFsyncs can trace exactly that.
-const atomicHelperEnv = "IPA_OCI_TEST_WRITE_FILE_ATOMIC"
-
-// TestWriteFileAtomicFsyncs traces the system calls of writeFileAtomic (strace): the temporary
-// file is fsynced before it is renamed to its final name, and the directory after the rename.
-func TestWriteFileAtomicFsyncs(t *testing.T) {
-	if _, err := exec.LookPath("strace"); err != nil {
-		t.Fatalf("strace not found (scripts/setup-test-env.sh installs it): %v", err)
-	}
-	dir := t.TempDir()
-	target := filepath.Join(dir, "build-info.json")
-	trace := filepath.Join(t.TempDir(), "trace")
-	cmd := exec.Command("strace", "-f", "-y", "-qq", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2", "-o", trace,
-		os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), atomicHelperEnv+"="+target)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("strace: %v\n%s", err, out)
-	}
-	if b, err := os.ReadFile(target); err != nil || string(b) != "{}\n" {
-		t.Fatalf("the helper wrote %q, %v", b, err)
-	}
-	lines := strings.Split(string(mustRead(t, trace)), "\n")
-	fsyncTmp, rename, fsyncDir := -1, -1, -1
-	for i, l := range lines {
-		switch {
-		case strings.Contains(l, "fsync(") && strings.Contains(l, "<"+dir+"/.build-info.json."):
-			fsyncTmp = i
-		case strings.Contains(l, "rename") && strings.Contains(l, "\""+target+"\""):
-			rename = i
-		case strings.Contains(l, "fsync(") && strings.Contains(l, "<"+dir+">"):
-			fsyncDir = i
-		}
-	}
-	if fsyncTmp < 0 || rename < 0 || fsyncDir < 0 || !(fsyncTmp < rename && rename < fsyncDir) {
-		t.Errorf("want fsync(temp file) < rename(temp, %s) < fsync(dir); got lines %d %d %d of:\n%s", target, fsyncTmp, rename, fsyncDir, strings.Join(lines, "\n"))
-	}
-}
 
 // TestDownloadTimeouts: the release download never hangs on a server that accepts and says
 // nothing, nor on one whose body stops arriving; a slow but steady body still completes.

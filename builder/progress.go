@@ -5,33 +5,33 @@ import (
 	"io"
 	"regexp"
 	"strings"
+
+	"github.com/ipa-oci/ipa-oci/internal/progress"
 )
 
 // buildrootStepRE matches Buildroot's per-package step lines: ">>> host-ncurses 6.4 Building".
 var buildrootStepRE = regexp.MustCompile(`^>>> (\S+)\s+(\S*)\s*(.*)$`)
 
-// progressLine keeps one status line on a terminal: the Buildroot package being built. A nil
-// *progressLine does nothing.
+// progressLine keeps one status line on a terminal (internal/progress.Status): the phase and
+// the Buildroot package step being run. A nil *progressLine does nothing.
 type progressLine struct {
-	w       io.Writer
+	status  *progress.Status
 	current string
-	shown   bool
 }
 
+// newProgressLine draws on w, a terminal; nil when w is nil.
 func newProgressLine(w io.Writer) *progressLine {
 	if w == nil {
 		return nil
 	}
-	return &progressLine{w: w}
+	return &progressLine{status: progress.NewStatus(w)}
 }
 
 // clear erases the status line before a log line is printed.
 func (p *progressLine) clear() {
-	if p == nil || !p.shown {
-		return
+	if p != nil {
+		p.status.Clear()
 	}
-	fmt.Fprint(p.w, "\r\x1b[K")
-	p.shown = false
 }
 
 // update takes a log line; Buildroot step lines change the status, which is then redrawn.
@@ -45,9 +45,12 @@ func (p *progressLine) update(phase, line string) {
 	if p.current == "" {
 		return
 	}
-	fmt.Fprintf(p.w, "\r\x1b[K[%s] %s", phase, p.current)
-	p.shown = true
+	p.status.Update(fmt.Sprintf("[%s] %s", phase, p.current))
 }
 
 // done clears the status line for good.
-func (p *progressLine) done() { p.clear() }
+func (p *progressLine) done() {
+	if p != nil {
+		p.status.Done()
+	}
+}

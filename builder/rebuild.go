@@ -3,6 +3,8 @@ package builder
 import (
 	"fmt"
 	"os"
+
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
 )
 
 // RebuildOptions turns a published build-info into build options: every recorded input
@@ -31,7 +33,7 @@ func RebuildOptions(bi *BuildInfo, local Options) (Options, error) {
 	o.Env = env
 	if in.Buildroot.Local {
 		if local.Buildroot.Src == "" {
-			return o, fmt.Errorf("the build used a local Buildroot tree (sha256 %s): pass --buildroot-src with the same tree", in.Buildroot.TreeSHA256)
+			return o, errkind.Mark(ErrNeedsBuildrootSrc, "the build used a local Buildroot tree (sha256 %s): give the same tree", in.Buildroot.TreeSHA256)
 		}
 		if err := checkTree("Buildroot tree", local.Buildroot.Src, in.Buildroot.TreeSHA256); err != nil {
 			return o, err
@@ -45,7 +47,7 @@ func RebuildOptions(bi *BuildInfo, local Options) (Options, error) {
 	}
 	if in.KernelConfig != nil {
 		if local.KernelConfig == "" {
-			return o, fmt.Errorf("the build used a kernel config directory (sha256 %s): pass --kernel-config", in.KernelConfig.SHA256)
+			return o, errkind.Mark(ErrNeedsKernelConfig, "the build used a kernel config directory (sha256 %s): give the same directory", in.KernelConfig.SHA256)
 		}
 		if err := checkTree("kernel config directory", local.KernelConfig, in.KernelConfig.SHA256); err != nil {
 			return o, err

@@ -129,7 +129,7 @@ func Resolve(o Options, lockPath string) (*Resolved, error) {
 	r.BuilderImage = cfgBuilder
 
 	if o.Output == "" {
-		r.Notes = append(r.Notes, "output: not set (ipa-oci build needs --output or output:); <output> stands for it below")
+		r.Notes = append(r.Notes, "output: not set (a build needs one); <output> stands for it below")
 		o.Output = "<output>"
 	}
 	b := &build{o: o}

@@ -388,7 +388,7 @@ func TestFetchNeedsDefaultNetworkOrHostNetwork(t *testing.T) {
 	o := f.options(filepath.Join(f.dir, "out"))
 	o.HostNetwork = false
 	_, err = Build(context.Background(), o)
-	if !errors.Is(err, errNoDefaultNetwork) || !strings.Contains(err.Error(), "--host-network") || !strings.Contains(err.Error(), "hostNetwork: true") {
+	if !errors.Is(err, ErrNoDefaultNetwork) || strings.Contains(err.Error(), "--host-network") || !strings.Contains(err.Error(), "hostNetwork: true") {
 		t.Fatalf("fetch on an engine without a bridge: %v", err)
 	}
 	if strings.Contains(err.Error(), "\n") {

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/sirupsen/logrus"
 )
 
@@ -41,9 +42,9 @@ func fetchBuildroot(ctx context.Context, cacheDir, rawURL, sum string, offline b
 		return "", fmt.Errorf("buildroot url %q: not a URL", rawURL)
 	}
 	tarball := filepath.Join(dir, path.Base(u.Path))
-	if got, err := fileSHA256(tarball); err != nil || got != sum {
+	if got, err := fsutil.SHA256File(tarball); err != nil || got != sum {
 		if offline {
-			return "", fmt.Errorf("offline: Buildroot tarball %s (sha256 %s) is not in the cache %s; run once without --offline", rawURL, sum, dir)
+			return "", errkind.Mark(ErrOffline, "offline: Buildroot tarball %s (sha256 %s) is not in the cache %s; run once with the network", rawURL, sum, dir)
 		}
 		log.WithField("url", rawURL).Info("downloading Buildroot release")
 		if err := download(ctx, newHTTPDownloader(defaultHTTPTimeouts()), rawURL, tarball, sum); err != nil {
@@ -70,19 +71,6 @@ func fetchBuildroot(ctx context.Context, cacheDir, rawURL, sum string, offline b
 		return "", fmt.Errorf("buildroot cache: %w", err)
 	}
 	return tree, nil
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // TreeHash returns a sha256 over a directory's content: each regular file's relative path,
@@ -114,7 +102,7 @@ func TreeHash(root string) (string, error) {
 			if err != nil {
 				return err
 			}
-			sum, err := fileSHA256(p)
+			sum, err := fsutil.SHA256File(p)
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/sirupsen/logrus"
 )
 
@@ -143,7 +145,7 @@ func (b *build) writeBackPath(t string, wt writeBackTarget) (string, error) {
 			continue
 		}
 		if m.host == "" {
-			return "", fmt.Errorf("make %s: %s names %s, in the kernel config directory, but no kernel config directory is set: set kernelConfig in %s or pass --kernel-config", t, wt.symbol, cpath, o.configName())
+			return "", errkind.Mark(ErrNeedsKernelConfig, "make %s: %s names %s, in the kernel config directory, but no kernel config directory is set: set kernelConfig in %s", t, wt.symbol, cpath, o.configName())
 		}
 		return filepath.Join(m.host, rel), nil
 	}
@@ -268,7 +270,7 @@ func (b *build) copyBack(wb *writeBack) (WrittenBack, error) {
 		return w, nil
 	}
 	oldInfo, statErr := os.Stat(wb.host)
-	if err := writeFileAtomic(wb.host, saved); err != nil {
+	if err := fsutil.WriteFileAtomic(wb.host, saved); err != nil {
 		return w, fmt.Errorf("write back %s: %w", wb.host, err)
 	}
 	os.Chtimes(wb.host, fi.ModTime(), fi.ModTime())

@@ -6,18 +6,16 @@ package buildrootexternal
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	kernelconfig "github.com/ipa-oci/ipa-oci/kernel-config"
+	"github.com/ipa-oci/ipa-oci/internal/cachedir"
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 )
 
 const (
@@ -56,7 +54,7 @@ func tarballCandidates() ([]string, error) {
 }
 
 // buildrootTree returns the root of the Buildroot 2025.02.16 source tree, extracting the
-// tarball into ${IPA_OCI_CACHE:-~/.cache/ipa-oci}/buildroot-src/<sha256>/ on first use.
+// tarball into the cache directory (internal/cachedir) under buildroot-src/<sha256>/ on first use.
 // Without a tarball the test fails, naming where it looked; in -short mode it is skipped.
 func buildrootTree(t *testing.T) string {
 	t.Helper()
@@ -82,14 +80,14 @@ func buildrootTree(t *testing.T) string {
 		}
 		t.Fatal(msg)
 	}
-	sum, err := fileSHA256(tarball)
+	sum, err := fsutil.SHA256File(tarball)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := knownTarballs[sum]; !ok {
 		t.Fatalf("%s has sha256 %s, which is not a known Buildroot %s tarball: these tests are written against that release", tarball, sum, buildrootVersion)
 	}
-	cache, err := kernelconfig.CacheDir()
+	cache, err := cachedir.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,19 +96,6 @@ func buildrootTree(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return tree
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // extractOnce returns parent/<sum>, extracting tarball (without its top directory) into a

@@ -7,11 +7,12 @@
 #
 #   scripts/bench-kernel-incremental.sh [JOBS]
 #
-# Reads the shared cache (${IPA_OCI_CACHE:-~/.cache/ipa-oci}/kernel: source, the committed
+# Reads the shared cache (CACHE/kernel, CACHE from cache-dir.sh: source, the committed
 # config's build and object directory, built first when missing); writes nothing there.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SHARED=${IPA_OCI_CACHE:-$HOME/.cache/ipa-oci}
+. "$ROOT/scripts/cache-dir.sh"
+SHARED=$(ipa_oci_cache_dir)
 JOBS=${1:-$(nproc)}
 export JOBS
 work=$(mktemp -d)

@@ -9,7 +9,7 @@
 # (GET /v1/lookup?addresses=...) arrives carrying the VM's MAC, 1 when it does not in time.
 #
 # Needs qemu-system-x86 and ovmf (scripts/setup-test-env.sh installs them) and the Go
-# toolchain (the lookup server is kernel-config/cmd/ipa-boot-check). IPA_OCI_QEMU_ACCEL
+# toolchain (the lookup server is cmd/ipa-boot-check). IPA_OCI_QEMU_ACCEL
 # selects the accelerator (default tcg; kvm when you have /dev/kvm).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,7 +29,7 @@ done
 cd "$ROOT"
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
-go build -o "$bin/ipa-boot-check" ./kernel-config/cmd/ipa-boot-check
+go build -o "$bin/ipa-boot-check" ./cmd/ipa-boot-check
 rc=0
 "$bin/ipa-boot-check" "${args[@]}" || rc=$?
 exit $rc

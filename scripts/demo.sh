@@ -2,7 +2,7 @@
 # demo.sh — the main job, end to end on one machine:
 #   1. build ipa-oci and the boot checker
 #   2. build the IPA kernel from kernel-config/x86_64.config (Debian's linux-source-6.12;
-#      cached by config hash under ${IPA_OCI_CACHE:-~/.cache/ipa-oci}/kernel)
+#      cached by config hash under the cache directory's kernel/, see scripts/cache-dir.sh)
 #   3. pack an initramfs: busybox, the kernel modules, the project's own init scripts
 #      (buildroot-external/board/ipa/rootfs-overlay) and a STAND-IN agent that performs IPA's
 #      lookup — the real image gets the Python agent from `ipa-oci build` (Buildroot), which
@@ -33,7 +33,7 @@ fi
 
 step "building ipa-oci and ipa-boot-check"
 go build -trimpath -o bin/ipa-oci ./cmd/ipa-oci
-go build -trimpath -o bin/ipa-boot-check ./kernel-config/cmd/ipa-boot-check
+go build -trimpath -o bin/ipa-boot-check ./cmd/ipa-boot-check
 
 step "building the kernel from kernel-config/x86_64.config (about 6 min the first time)"
 kdir=$(bash scripts/kernel-build.sh build x86_64)

@@ -6,10 +6,11 @@
 #
 # The .deb is fetched with `apt-get download busybox-static:arm64` (adding the arm64 dpkg
 # architecture and running apt-get update when the package is not known yet) and unpacked
-# with dpkg-deb under ${IPA_OCI_CACHE:-$HOME/.cache/ipa-oci}/busybox-arm64/. A second call
+# with dpkg-deb under CACHE/busybox-arm64/ (CACHE: cache-dir.sh). A second call
 # returns the cached binary at once. Needs root (or sudo) only for the first fetch.
 set -euo pipefail
-CACHE=${IPA_OCI_CACHE:-$HOME/.cache/ipa-oci}/busybox-arm64
+. "$(dirname "$0")/cache-dir.sh"
+CACHE=$(ipa_oci_cache_dir)/busybox-arm64
 BIN=$CACHE/root/bin/busybox
 log() { printf 'fetch-arm64-busybox: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ironic-test-env.sh — build (or return from the cache) the Debian trixie trees of the Ironic
 # acceptance test (internal/acceptance). Each result is cached under
-# ${IPA_OCI_CACHE:-~/.cache/ipa-oci}/ironic/ by the sha256 of its inputs (package lists, the
+# CACHE/ironic/ (CACHE: cache-dir.sh) by the sha256 of its inputs (package lists, the
 # functions that build it, suite and mirror), built in a temporary directory and renamed into
 # place, so a warm call returns at once and an interrupted build never leaves a half-written
 # result. The debootstrap base (base-trixie-<hash>) is shared by both.
@@ -19,7 +19,8 @@
 # Environment: IPA_OCI_CACHE, DEBIAN_MIRROR (default http://deb.debian.org/debian).
 # Needs root (debootstrap, chroot) and the apt packages debootstrap and zstd.
 set -euo pipefail
-CACHE=${IPA_OCI_CACHE:-$HOME/.cache/ipa-oci}/ironic
+. "$(dirname "$0")/cache-dir.sh"
+CACHE=$(ipa_oci_cache_dir)/ironic
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=trixie
 log() { printf 'ironic-test-env: %s\n' "$*" >&2; }

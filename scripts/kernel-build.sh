@@ -22,17 +22,19 @@
 #       when not cached), so kbuild compiles only what the edit changes (it tracks each
 #       object's CONFIG_ dependencies). Cached by CONFIG's hash like build.
 #
-# Cache: $IPA_OCI_CACHE/kernel/ (default ~/.cache/ipa-oci/kernel): src/<tarball>/ (the
+# Cache: CACHE/kernel/, CACHE being ipa-oci's cache directory (cache-dir.sh: $IPA_OCI_CACHE, else
+# $XDG_CACHE_HOME/ipa-oci, else ~/.cache/ipa-oci): src/<tarball>/ (the
 # source), <arch>-<hash>/ (results), obj/<arch>-<hash>/ (object directories of
 # kernel-config's configs, ~0.4 GB each; remove obj/ to reclaim the space), work/<arch>/
 # (where every compile runs; removed after it).
 #
-# Environment: IPA_OCI_CACHE (default ~/.cache/ipa-oci), IPA_OCI_KERNEL_SOURCE (default
+# Environment: IPA_OCI_CACHE (see cache-dir.sh), IPA_OCI_KERNEL_SOURCE (default
 # /usr/src/linux-source-6.12.tar.xz), JOBS (default nproc), CROSS_COMPILE (arm64 default
 # aarch64-linux-gnu- when that compiler exists).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${IPA_OCI_CACHE:-$HOME/.cache/ipa-oci}/kernel
+. "$ROOT/scripts/cache-dir.sh"
+CACHE=$(ipa_oci_cache_dir)/kernel
 TARBALL=${IPA_OCI_KERNEL_SOURCE:-/usr/src/linux-source-6.12.tar.xz}
 JOBS=${JOBS:-$(nproc)}
 log() { printf 'kernel-build: %s\n' "$*" >&2; }

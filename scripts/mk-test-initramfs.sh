@@ -2,7 +2,7 @@
 # mk-test-initramfs.sh — assemble a boot-test initramfs: busybox-static, kernel modules,
 # the project's own rootfs overlay (buildroot-external/board/ipa/rootfs-overlay: the very
 # init scripts the Buildroot image runs) and a STAND-IN agent installed as
-# /usr/bin/ironic-python-agent -> ipa-standin-agent (kernel-config/testdata/). Not an IPA
+# /usr/bin/ironic-python-agent -> ipa-standin-agent (internal/boottest/testdata/). Not an IPA
 # image: there is no Python and no real agent in it. With BASE_ROOT set (the Ironic
 # acceptance test), the image starts from that root tree instead (Debian's real
 # ironic-python-agent, scripts/ironic-test-env.sh agent-rootfs) and gets no stand-in.
@@ -25,7 +25,7 @@ BUSYBOX=$(abs "${BUSYBOX:-/bin/busybox}")
 COMPRESS=${COMPRESS:-gzip}
 EPOCH=${SOURCE_DATE_EPOCH:-0}
 OVERLAY=$ROOT/buildroot-external/board/ipa/rootfs-overlay
-STANDIN=$ROOT/kernel-config/testdata/ipa-standin-agent
+STANDIN=$ROOT/internal/boottest/testdata/ipa-standin-agent
 die() { printf 'mk-test-initramfs: %s\n' "$*" >&2; exit 1; }
 
 case "$COMPRESS" in gzip | zstd) ;; *) die "COMPRESS=$COMPRESS: want gzip or zstd" ;; esac

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ipa-oci/ipa-oci/internal/cachedir"
 )
 
 func writeExec(t *testing.T, path, body string) {
@@ -280,5 +282,35 @@ func TestStartPodmanIsIdempotent(t *testing.T) {
 		min(nofile.Max, 1048576), min(nofile.Max, 1048576), min(nproc.Max, 32768), min(nproc.Max, 32768))
 	if !strings.Contains(string(conf), "[containers]\n"+want+"\n") {
 		t.Errorf("drop-in:\n%s\nwant %s", conf, want)
+	}
+}
+
+// TestCacheDirScriptAgreesWithGo: cache-dir.sh's ipa_oci_cache_dir and internal/cachedir name
+// the same directory for every combination of IPA_OCI_CACHE, XDG_CACHE_HOME and HOME, and no
+// script works out a cache directory of its own.
+func TestCacheDirScriptAgreesWithGo(t *testing.T) {
+	for _, env := range [][3]string{
+		{"/srv/cache", "/xdg", "/home/u"}, {"", "/xdg", "/home/u"}, {"", "/xdg/", "/home/u"},
+		{"", "rel/xdg", "/home/u"}, {"", "", "/home/u"}, {"", "", ""},
+	} {
+		t.Setenv("IPA_OCI_CACHE", env[0])
+		t.Setenv("XDG_CACHE_HOME", env[1])
+		t.Setenv("HOME", env[2])
+		want, goErr := cachedir.Dir()
+		out, err := exec.Command("bash", "-c", `set -euo pipefail; . ./cache-dir.sh; ipa_oci_cache_dir`).Output()
+		got := strings.TrimSpace(string(out))
+		if (goErr != nil) != (err != nil) || (goErr == nil && filepath.Clean(got) != want) {
+			t.Errorf("IPA_OCI_CACHE=%q XDG_CACHE_HOME=%q HOME=%q: Go %q (%v), cache-dir.sh %q (%v)", env[0], env[1], env[2], want, goErr, got, err)
+		}
+	}
+	scripts, _ := filepath.Glob("*.sh")
+	for _, s := range scripts {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s != "cache-dir.sh" && strings.Contains(string(b), "${IPA_OCI_CACHE:-$HOME") {
+			t.Errorf("%s computes the cache directory itself: source cache-dir.sh and call ipa_oci_cache_dir", s)
+		}
 	}
 }

@@ -344,3 +344,10 @@ func (r *rawRegistry) index(tag string, kernel, initramfs ocispec.Descriptor) {
 		r.t.Fatalf("PUT index %s: %d %s", tag, code, resp)
 	}
 }
+
+// TestE2EMakeOptionHint: the builder library refuses a make option in its own words (no CLI
+// flag in them, builder.ErrMakeOption), and the CLI adds the flag hint to that one line.
+func TestE2EMakeOptionHint(t *testing.T) {
+	r := ipa(t, "make", "--", "-j4")
+	wantFailure(t, r, 1, "ipa-oci: make option \"-j4\": only targets and VAR=VALUE are passed to make, e.g. V=1 for verbose output (-s is --silent; other options: `ipa-oci shell`)")
+}

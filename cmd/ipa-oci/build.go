@@ -138,6 +138,21 @@ func rebuildFlagError(fs *pflag.FlagSet) error {
 
 // options merges the config file and the flags (flags win) into builder options, and finds
 // the lock file's path. needOutput: the command writes build output.
+// lockedOptions is options (an output directory required) with the lock in place: read, or
+// written first by EnsureLock as f's lock flags allow.
+func (f *buildFlags) lockedOptions(cmd *cobra.Command, g *globalOptions) (builder.Options, error) {
+	o, err := f.options(cmd, g, true)
+	if err != nil {
+		return o, err
+	}
+	l, _, err := builder.EnsureLock(cmd.Context(), o, f.lockFile, f.lockPolicy())
+	if err != nil {
+		return o, buildError(cmd, err)
+	}
+	o.Lock = l
+	return o, nil
+}
+
 func (f *buildFlags) options(cmd *cobra.Command, g *globalOptions, needOutput bool) (builder.Options, error) {
 	path := f.config
 	if path == "" {
@@ -208,7 +223,7 @@ func (f *buildFlags) options(cmd *cobra.Command, g *globalOptions, needOutput bo
 	if err := builder.CheckMakeArgs("--make-arg", c.MakeArgs); err != nil {
 		return builder.Options{}, err
 	}
-	if err := builder.CheckEnvNames(c.Env, os.Environ()); err != nil {
+	if err := builder.CheckEnvNames("--env", c.Env, os.Environ()); err != nil {
 		return builder.Options{}, err
 	}
 	if f.lockFile == "" {
@@ -251,15 +266,10 @@ ipa-oci.lock beside it: without a lock, build runs 'ipa-oci lock' first; a lock 
 matches the configuration is refused (naming the field) unless --update-lock. See docs/build.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := f.options(cmd, g, true)
+			o, err := f.lockedOptions(cmd, g)
 			if err != nil {
 				return err
 			}
-			l, _, err := builder.EnsureLock(cmd.Context(), o, f.lockFile, f.lockPolicy())
-			if err != nil {
-				return buildError(cmd, err)
-			}
-			o.Lock = l
 			res, err := builder.Build(cmd.Context(), o)
 			if err != nil {
 				return buildError(cmd, err)

@@ -227,7 +227,7 @@ func TestE2EBuildEnvMakeArgClean(t *testing.T) {
 		want string
 	}{
 		{[]string{"--make-arg", "V"}, `--make-arg "V": use NAME=VALUE (a make variable, e.g. V=1); make targets and options are not accepted here`},
-		{[]string{"--make-arg", "O=/tmp/x"}, "--make-arg O=...: O is not overridable: ipa-oci sets O=/ipa/output (Buildroot's output directory: use --output)"},
+		{[]string{"--make-arg", "O=/tmp/x"}, "--make-arg O=...: O is not overridable: ipa-oci sets O=/ipa/output (Buildroot's output directory: set output)"},
 		{[]string{"--env", "HOME"}, "--env HOME: not overridable: ipa-oci sets HOME=/tmp"},
 		{[]string{"--env", "IPA_OCI_E2E_UNSET"}, "--env IPA_OCI_E2E_UNSET: not overridable: ipa-oci sets the IPA_OCI_* variables"},
 		{[]string{"--env", "E2E_UNSET_VARIABLE"}, "--env E2E_UNSET_VARIABLE: E2E_UNSET_VARIABLE is not set in the environment; set it (its value is passed into the builder containers)"},

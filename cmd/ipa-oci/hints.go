@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 
+	"github.com/ipa-oci/ipa-oci/builder"
 	"github.com/ipa-oci/ipa-oci/images/artifact"
 	"github.com/ipa-oci/ipa-oci/images/bootdir"
 	"github.com/ipa-oci/ipa-oci/images/store"
@@ -18,6 +19,22 @@ var flagHints = []struct {
 	{bootdir.ErrPinMismatch, "update --pin to accept it"},
 	{bootdir.ErrKernelArg, "--kernel-arg"},
 	{artifact.ErrNoBuildInfo, "push with --build-info"},
+	{builder.ErrNoOutput, "or pass --output DIR"},
+	{builder.ErrDefconfigNotFound, "flags --external, --defconfig"},
+	{builder.ErrUser, "--user"},
+	{builder.ErrOffline, "run without --offline"},
+	{builder.ErrStaleFetch, "run again with --force-fetch"},
+	{builder.ErrNoBuilderImage, "or pass --builder-image"},
+	{builder.ErrBuilderImagePin, "or pass --builder-image IMAGE to use this one all the same"},
+	{builder.ErrNoDefaultNetwork, "--host-network, or --offline"},
+	{builder.ErrLockMismatch, "or pass --update-lock"},
+	{builder.ErrRelock, "`ipa-oci lock --update`"},
+	{builder.ErrNoBuildroot, "or pass --buildroot-src DIR"},
+	{builder.ErrNeedsBuildrootSrc, "--buildroot-src DIR"},
+	{builder.ErrNeedsKernelConfig, "--kernel-config DIR"},
+	{builder.ErrNoSourceDateEpoch, "or pass --source-date-epoch"},
+	{builder.ErrMakeOption, "-s is --silent; other options: `ipa-oci shell`"},
+	{builder.ErrBaseImage, "`ipa-oci builder build --build-arg BASE_IMAGE=NAME`"},
 }
 
 // withFlagHint appends to err, in parentheses, the hint of the first kind it matches.

@@ -291,7 +291,7 @@ func TestE2ELockBadInputs(t *testing.T) {
 	writeFile(t, p.lock, strings.Replace(string(good), "sourceDateEpoch: ", "sourceDateEpoch: [", 1))
 	for _, args := range [][]string{{"build", "-c", p.cfg, "-o", filepath.Join(p.dir, "out")}, {"lock", "-c", p.cfg}} {
 		r = ipa(t, args...)
-		wantOneLineError(t, args[0]+" with invalid YAML", r, "lock file "+p.lock+": not a valid lock (yaml: line ", "regenerate it with `ipa-oci lock --update`")
+		wantOneLineError(t, args[0]+" with invalid YAML", r, "lock file "+p.lock+": not a valid lock (yaml: line ", "fix it, or lock anew (`ipa-oci lock --update`)")
 	}
 	writeFile(t, p.lock, strings.Replace(string(good), `sha256: "`, `sha256: "0`, 2))
 	r = ipa(t, "build", "-c", p.cfg, "-o", filepath.Join(p.dir, "out"))

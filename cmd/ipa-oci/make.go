@@ -50,15 +50,10 @@ The exit status is make's. See docs/customise.md.`,
 			if err := builder.CheckMakeTargets(targets); err != nil {
 				return err
 			}
-			o, err := f.options(cmd, g, true)
+			o, err := f.lockedOptions(cmd, g)
 			if err != nil {
 				return err
 			}
-			l, _, err := builder.EnsureLock(cmd.Context(), o, f.lockFile, f.lockPolicy())
-			if err != nil {
-				return buildError(cmd, err)
-			}
-			o.Lock = l
 			o.Progress = nil
 			_, err = builder.Make(cmd.Context(), o, builder.MakeOptions{
 				Targets: targets, Vars: vars, Silent: silent, Stdio: stdio(cmd),

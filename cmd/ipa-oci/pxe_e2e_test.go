@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	kernelconfig "github.com/ipa-oci/ipa-oci/kernel-config"
+	"github.com/ipa-oci/ipa-oci/internal/boottest"
+	"github.com/ipa-oci/ipa-oci/internal/kernelconfig"
 )
 
 // TestE2EPXENetboot is the whole PXE path: the project's kernel (built from kernel-config/,
@@ -26,7 +27,7 @@ func TestE2EPXENetboot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	initrd, err := kernelconfig.BuildTestInitramfs(ctx, kernelconfig.TestInitramfsOptions{
+	initrd, err := boottest.BuildTestInitramfs(ctx, boottest.TestInitramfsOptions{
 		ModulesDir: modules, Output: filepath.Join(t.TempDir(), "initramfs.cpio.gz")})
 	if err != nil {
 		t.Fatal(err)
@@ -35,15 +36,15 @@ func TestE2EPXENetboot(t *testing.T) {
 	ref := reg.Host + "/ironic/ipa:pxe"
 	mustOK(t, "push", ref, "--kernel", kernel, "--initramfs", initrd, "--ipa-version", "pxe-test")
 
-	for _, fw := range []kernelconfig.Firmware{kernelconfig.FirmwareBIOS, kernelconfig.FirmwareUEFI} {
+	for _, fw := range []boottest.Firmware{boottest.FirmwareBIOS, boottest.FirmwareUEFI} {
 		t.Run(string(fw), func(t *testing.T) {
-			srv, err := kernelconfig.NewLookupServer()
+			srv, err := boottest.NewLookupServer()
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer srv.Close()
 			mac := "52:54:00:e2:e0:01"
-			if fw == kernelconfig.FirmwareUEFI {
+			if fw == boottest.FirmwareUEFI {
 				mac = "52:54:00:e2:e0:02"
 			}
 			tftp := t.TempDir()
@@ -57,8 +58,8 @@ func TestE2EPXENetboot(t *testing.T) {
 			if err != nil || !strings.Contains(string(script), "ipa-api-url="+srv.GuestURL()) {
 				t.Fatalf("boot.ipxe = %q, %v", script, err)
 			}
-			vm, err := kernelconfig.StartVM(ctx, kernelconfig.VMConfig{
-				Netboot:  &kernelconfig.Netboot{TFTPDir: tftp, Bootfile: "boot.ipxe"},
+			vm, err := boottest.StartVM(ctx, boottest.VMConfig{
+				Netboot:  &boottest.Netboot{TFTPDir: tftp, Bootfile: "boot.ipxe"},
 				Firmware: fw, MAC: mac, WorkDir: t.TempDir(),
 			})
 			if err != nil {

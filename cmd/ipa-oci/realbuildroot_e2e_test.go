@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ipa-oci/ipa-oci/builder"
+	"github.com/ipa-oci/ipa-oci/internal/cachedir"
 	"github.com/ipa-oci/ipa-oci/internal/testenv"
 )
 
@@ -205,12 +206,16 @@ hostNetwork: true
 		t.Fatalf("defconfig from the saved file: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if got := string(mustReadFile(t, dotConfig)); got != want {
-		t.Errorf("the saved defconfig does not give back the .config it was saved from:\n%s", diffLines(want, got))
+		t.Errorf("the saved defconfig does not give back the .config it was saved from:\n%s", testenv.DiffLines(want, got))
 	}
 
 	// The doc's package: Buildroot's check-package (on the host, which has the Python modules
 	// it needs: scripts/setup-test-env.sh), and Buildroot's make parses it.
-	tree := filepath.Join(builder.DefaultCacheDir(), "buildroot", sum, "tree")
+	cache, err := cachedir.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := filepath.Join(cache, "buildroot", sum, "tree")
 	lint := exec.Command("/usr/bin/python3", filepath.Join(tree, "utils", "check-package"), "-b",
 		"package/python-ipa-example-hwm/Config.in", "package/python-ipa-example-hwm/python-ipa-example-hwm.mk")
 	lint.Dir = ext
@@ -221,30 +226,6 @@ hostNetwork: true
 	if r.code != 0 || !strings.Contains(r.stdout, "PYTHON_IPA_EXAMPLE_HWM_SITE_METHOD=local\n") || !strings.Contains(r.stdout, "PYTHON_IPA_EXAMPLE_HWM_SETUP_TYPE=setuptools\n") {
 		t.Errorf("printvars of the doc's package: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-}
-
-// diffLines lists the lines only in a or only in b.
-func diffLines(a, b string) string {
-	in := func(s string) map[string]bool {
-		m := map[string]bool{}
-		for _, l := range strings.Split(s, "\n") {
-			m[l] = true
-		}
-		return m
-	}
-	ina, inb := in(a), in(b)
-	var out []string
-	for _, l := range strings.Split(a, "\n") {
-		if !inb[l] {
-			out = append(out, "- "+l)
-		}
-	}
-	for _, l := range strings.Split(b, "\n") {
-		if !ina[l] {
-			out = append(out, "+ "+l)
-		}
-	}
-	return strings.Join(out, "\n")
 }
 
 // TestE2ECustomiseOverlay builds the stand-in with docs/customise.md's overlay examples in the

@@ -8,6 +8,7 @@ import (
 	"github.com/ipa-oci/ipa-oci/builder"
 	"github.com/ipa-oci/ipa-oci/images/artifact"
 	"github.com/ipa-oci/ipa-oci/images/content"
+	"github.com/ipa-oci/ipa-oci/internal/arches"
 	"github.com/spf13/cobra"
 )
 
@@ -30,7 +31,7 @@ Exit status: 0 when every file matches, 1 otherwise.`,
 			}
 			ref := args[0]
 			ctx := cmd.Context()
-			a, err := builder.NormalizeArch(f.cfg.Arch)
+			a, err := arches.Normalize(f.cfg.Arch)
 			if err != nil {
 				return err
 			}

@@ -21,15 +21,10 @@ is the shell's. See docs/customise.md.`,
   ipa-oci shell --command 'ipa-oci-make -s printvars VARS=BR2_DEFCONFIG'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := f.options(cmd, g, true)
+			o, err := f.lockedOptions(cmd, g)
 			if err != nil {
 				return err
 			}
-			l, _, err := builder.EnsureLock(cmd.Context(), o, f.lockFile, f.lockPolicy())
-			if err != nil {
-				return buildError(cmd, err)
-			}
-			o.Lock = l
 			o.Progress = nil
 			return attachedError(cmd, builder.Shell(cmd.Context(), o, builder.ShellOptions{Command: command, Stdio: stdio(cmd)}))
 		},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/ipa-oci/ipa-oci/images/content"
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -111,7 +112,7 @@ func FetchBuildInfo(ctx context.Context, src BuildInfoSource, ref content.Refere
 			}
 		}
 	}
-	return nil, content.Mark(ErrNoBuildInfo, "build info of %s: none attached for %s", ref, arch)
+	return nil, errkind.Mark(ErrNoBuildInfo, "build info of %s: none attached for %s", ref, arch)
 }
 
 // sameArchEntries reports whether a and b list the same manifests for arch.

@@ -6,7 +6,11 @@
 // the small interfaces of package content. docs/artifact-format.md describes the format.
 package artifact
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/ipa-oci/ipa-oci/internal/arches"
+)
 
 // Artifact and media types of the ipa-oci format.
 const (
@@ -69,25 +73,5 @@ func FileName(c Component, arch string) string {
 	if arch == DefaultArch {
 		return c.Title()
 	}
-	return fmt.Sprintf("ironic-python-agent_%s.%s", UnameMachine(arch), c)
-}
-
-// UnameMachine maps an OCI architecture to the kernel's machine name (uname -m).
-func UnameMachine(arch string) string {
-	switch arch {
-	case "amd64":
-		return "x86_64"
-	case "arm64":
-		return "aarch64"
-	}
-	return arch
-}
-
-// ValidateArch rejects architectures ipa-oci does not build.
-func ValidateArch(arch string) error {
-	switch arch {
-	case "amd64", "arm64":
-		return nil
-	}
-	return fmt.Errorf("architecture %q: use amd64 or arm64", arch)
+	return fmt.Sprintf("ironic-python-agent_%s.%s", arches.Uname(arch), c)
 }

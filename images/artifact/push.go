@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ipa-oci/ipa-oci/images/content"
+	"github.com/ipa-oci/ipa-oci/internal/arches"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -35,7 +36,7 @@ func Push(ctx context.Context, t content.Target, ref content.Reference, req Push
 	if req.Arch == "" {
 		req.Arch = DefaultArch
 	}
-	if err := ValidateArch(req.Arch); err != nil {
+	if err := arches.Validate(req.Arch); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("push %s: %w", ref, err)
 	}
 	if err := CheckKernel(req.Kernel); err != nil {
@@ -148,9 +149,6 @@ func emptyConfig() content.Blob {
 // perArchTag is the tag of version's index for arch alone: VERSION-ARCH.
 func perArchTag(version, arch string) string { return version + "-" + arch }
 
-// knownArchs are the architectures ValidateArch accepts: the per-arch tags a merge reads.
-func knownArchs() []string { return []string{"amd64", "arm64"} }
-
 // mergeAttempts bounds the writes of one merge into a tag.
 const mergeAttempts = 10
 
@@ -186,7 +184,7 @@ func mergeIntoTag(ctx context.Context, o *options, t content.Target, tag, versio
 			}
 		}
 		var entries []ocispec.Descriptor
-		for _, arch := range knownArchs() {
+		for _, arch := range arches.All() {
 			archIdx, archDesc, err := fetchIndex(ctx, t, perArchTag(version, arch))
 			if errors.Is(err, content.ErrNotFound) {
 				continue

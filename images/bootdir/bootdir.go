@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ipa-oci/ipa-oci/images/content"
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -268,7 +268,7 @@ func (d *destDir) switchTo(arch, vdir string, rec *Record, extraNames []string) 
 			return err
 		}
 	}
-	if err := content.SyncDir(d.state(arch)); err != nil { // the switch itself survives a crash
+	if err := fsutil.SyncDir(d.state(arch)); err != nil { // the switch itself survives a crash
 		return err
 	}
 	if err := d.linkTopLevel(arch, rec, extraNames); err != nil {
@@ -295,7 +295,7 @@ func (d *destDir) linkTopLevel(arch string, rec *Record, extraNames []string) er
 			return err
 		}
 	}
-	return content.SyncDir(d.dir)
+	return fsutil.SyncDir(d.dir)
 }
 
 // writeSummaries rewrites DIR/SHA256SUMS and DIR/ipa-oci.json from every architecture's
@@ -334,7 +334,7 @@ func writeIfChanged(path string, data []byte) error {
 	if have, err := os.ReadFile(path); err == nil && bytes.Equal(have, data) {
 		return nil
 	}
-	return content.WriteFileAtomic(path, data)
+	return fsutil.WriteFileAtomic(path, data)
 }
 
 // gc removes versions of arch that are neither current nor previous, and stale partial files.

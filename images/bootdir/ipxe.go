@@ -8,7 +8,8 @@ import (
 	"unicode"
 
 	"github.com/ipa-oci/ipa-oci/images/artifact"
-	"github.com/ipa-oci/ipa-oci/images/content"
+	"github.com/ipa-oci/ipa-oci/internal/arches"
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 )
 
 // ensureIPXE (re)writes the iPXE script of an up-to-date version (in vdir) when it is missing
@@ -21,7 +22,7 @@ func (d *destDir) ensureIPXE(po PullOptions, vdir string, rec *Record) ([]string
 	path := filepath.Join(vdir, name)
 	want := IPXEScript(rec, po.KernelArgs)
 	if have, err := os.ReadFile(path); err != nil || string(have) != string(want) {
-		if err := content.WriteFileAtomic(path, want); err != nil {
+		if err := fsutil.WriteFileAtomic(path, want); err != nil {
 			return nil, err
 		}
 	}
@@ -32,7 +33,7 @@ func ipxeName(arch string) string {
 	if arch == artifact.DefaultArch {
 		return "boot.ipxe"
 	}
-	return "boot_" + artifact.UnameMachine(arch) + ".ipxe"
+	return "boot_" + arches.Uname(arch) + ".ipxe"
 }
 
 // IPXEScript returns an iPXE script that boots rec's kernel and initramfs by relative path, so

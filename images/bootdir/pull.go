@@ -13,6 +13,9 @@ import (
 
 	"github.com/ipa-oci/ipa-oci/images/artifact"
 	"github.com/ipa-oci/ipa-oci/images/content"
+	"github.com/ipa-oci/ipa-oci/internal/arches"
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
@@ -70,12 +73,12 @@ func Pull(ctx context.Context, src Source, ref content.Reference, po PullOptions
 	if po.Arch == "" {
 		po.Arch = artifact.DefaultArch
 	}
-	if err := artifact.ValidateArch(po.Arch); err != nil {
+	if err := arches.Validate(po.Arch); err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	for _, arg := range po.KernelArgs {
 		if hasControl(arg) {
-			return nil, content.Mark(ErrKernelArg, "pull %s: kernel argument %q contains a line break or another control character, which would add lines to boot.ipxe; give each argument on its own", ref, arg)
+			return nil, errkind.Mark(ErrKernelArg, "pull %s: kernel argument %q contains a line break or another control character, which would add lines to boot.ipxe; give each argument on its own", ref, arg)
 		}
 	}
 	d, err := openDestDir(po.Dest)
@@ -96,7 +99,7 @@ func Pull(ctx context.Context, src Source, ref content.Reference, po PullOptions
 		}
 	}
 	if po.Pin != "" && idxDesc.Digest != po.Pin {
-		return nil, content.Mark(ErrPinMismatch, "pull %s: it resolves to %s but the pin is %s; refusing", ref, idxDesc.Digest, po.Pin)
+		return nil, errkind.Mark(ErrPinMismatch, "pull %s: it resolves to %s but the pin is %s; refusing", ref, idxDesc.Digest, po.Pin)
 	}
 	curDir, cur, err := d.linked(po.Arch, "current")
 	if err != nil {
@@ -221,12 +224,12 @@ func (d *destDir) install(ctx context.Context, o *options, src content.BlobFetch
 	var extra []string
 	if po.IPXE {
 		name := ipxeName(a.Arch)
-		if err := content.WriteFileAtomic(filepath.Join(tmp, name), IPXEScript(rec, po.KernelArgs)); err != nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(tmp, name), IPXEScript(rec, po.KernelArgs)); err != nil {
 			return nil, err
 		}
 		extra = append(extra, name)
 	}
-	if err := content.SyncDir(tmp); err != nil {
+	if err := fsutil.SyncDir(tmp); err != nil {
 		return nil, err
 	}
 	// A fresh name, also when this index is installed already (a repair): the served version
@@ -235,7 +238,7 @@ func (d *destDir) install(ctx context.Context, o *options, src content.BlobFetch
 	if err := os.Rename(tmp, vdir); err != nil {
 		return nil, err
 	}
-	if err := content.SyncDir(versions); err != nil {
+	if err := fsutil.SyncDir(versions); err != nil {
 		return nil, err
 	}
 	if err := d.switchTo(a.Arch, vdir, rec, extra); err != nil {
@@ -296,5 +299,5 @@ func writeRecord(path string, rec *Record) error {
 	if err != nil {
 		return err
 	}
-	return content.WriteFileAtomic(path, append(b, '\n'))
+	return fsutil.WriteFileAtomic(path, append(b, '\n'))
 }

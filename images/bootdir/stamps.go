@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/ipa-oci/ipa-oci/images/content"
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -82,7 +83,7 @@ func (d *destDir) writeStamps(s stamps) error {
 	if err != nil {
 		return err
 	}
-	return content.WriteFileAtomic(d.state(stampsName), append(b, '\n'))
+	return fsutil.WriteFileAtomic(d.state(stampsName), append(b, '\n'))
 }
 
 func (d *destDir) rel(path string) string {

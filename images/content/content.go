@@ -116,16 +116,3 @@ var ErrNotFound = errors.New("not found")
 
 // ErrDigestMismatch is returned (wrapped) when content does not match its descriptor.
 var ErrDigestMismatch = errors.New("digest mismatch")
-
-// Mark returns the error fmt.Errorf(format, args...) that also matches kind with errors.Is: a
-// complete message that callers can still recognise by kind (a "not found" that needs no
-// " : not found" appended; a failure the CLI adds a flag hint to).
-func Mark(kind error, format string, args ...any) error {
-	return &markedError{err: fmt.Errorf(format, args...), kind: kind}
-}
-
-type markedError struct{ err, kind error }
-
-func (e *markedError) Error() string        { return e.err.Error() }
-func (e *markedError) Unwrap() error        { return e.err }
-func (e *markedError) Is(target error) bool { return target == e.kind }

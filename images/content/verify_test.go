@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -78,18 +79,10 @@ func TestWriteVerifiedLeavesNothingOnMismatch(t *testing.T) {
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Fatalf("left in %s: %v", dir, left)
 	}
-	if err := WriteFileAtomic(dst, []byte("expected")); err != nil {
+	if err := fsutil.WriteFileAtomic(dst, []byte("expected")); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(dst); string(b) != "expected" {
 		t.Fatalf("%s holds %q", dst, b)
-	}
-}
-
-func TestMark(t *testing.T) {
-	cause := errors.New("connection refused")
-	err := Mark(ErrNotFound, "tag %s not found: %w", "v1", cause)
-	if err.Error() != "tag v1 not found: connection refused" || !errors.Is(err, ErrNotFound) || !errors.Is(err, cause) || errors.Is(err, ErrDigestMismatch) {
-		t.Fatalf("Mark: %q, is ErrNotFound %v, is cause %v", err, errors.Is(err, ErrNotFound), errors.Is(err, cause))
 	}
 }

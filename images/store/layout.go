@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/ipa-oci/ipa-oci/images/content"
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -179,7 +180,7 @@ func (l *layoutTarget) putManifest(ctx context.Context, b content.Blob, tag stri
 	if err != nil {
 		return err
 	}
-	return content.WriteFileAtomic(filepath.Join(l.dir, "index.json"), raw)
+	return fsutil.WriteFileAtomic(filepath.Join(l.dir, "index.json"), raw)
 }
 
 // Referrers scans the manifests listed in index.json for subject d.
@@ -222,14 +223,14 @@ func (l *layoutTarget) init() error {
 	}
 	defer unlock()
 	layout, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-	if err := content.WriteFileAtomic(filepath.Join(l.dir, ocispec.ImageLayoutFile), layout); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(l.dir, ocispec.ImageLayoutFile), layout); err != nil {
 		return err
 	}
 	if _, err := os.Stat(filepath.Join(l.dir, "index.json")); err == nil {
 		return nil
 	}
 	idx, _ := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}})
-	return content.WriteFileAtomic(filepath.Join(l.dir, "index.json"), idx)
+	return fsutil.WriteFileAtomic(filepath.Join(l.dir, "index.json"), idx)
 }
 
 // lock takes an exclusive flock(2) on the layout directory, held while index.json is read,

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/ipa-oci/ipa-oci/images/content"
+	"github.com/ipa-oci/ipa-oci/internal/errkind"
 	"github.com/ipa-oci/ipa-oci/internal/progress"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -60,7 +61,7 @@ func (r *registryTarget) transport(ctx context.Context, push bool) (http.RoundTr
 	}
 	t, err := transport.NewWithContext(ctx, r.repo.Registry, auth, transport.NewUserAgent(r.o.transport, r.o.userAgent), []string{scope})
 	if err != nil {
-		return nil, content.Mark(ErrHandshake, "registry %s: %w", r.repo.RegistryStr(), err)
+		return nil, errkind.Mark(ErrHandshake, "registry %s: %w", r.repo.RegistryStr(), err)
 	}
 	r.transports[push] = t
 	return t, nil
@@ -97,7 +98,7 @@ func (r *registryTarget) Resolve(ctx context.Context, reference string) (ocispec
 	case err == nil:
 		return ocispec.Descriptor{MediaType: mediaTypeOf(string(d.MediaType)), Digest: digest.Digest(d.Digest.String()), Size: d.Size}, nil
 	case isNotFound(err):
-		return ocispec.Descriptor{}, content.Mark(content.ErrNotFound, "%s:%s not found: check the tag, or push it first", r, reference)
+		return ocispec.Descriptor{}, errkind.Mark(content.ErrNotFound, "%s:%s not found: check the tag, or push it first", r, reference)
 	case strings.Contains(err.Error(), "response did not include"):
 		// The registry answered HEAD without describing the manifest (no type, length or
 		// digest; go-containerregistry has no typed error for it): fetch it.

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	kernelconfig "github.com/ipa-oci/ipa-oci/kernel-config"
+	"github.com/ipa-oci/ipa-oci/internal/boottest"
 )
 
 // WebServer is a busybox httpd serving a directory on 0.0.0.0:port (inside the namespace).
@@ -64,7 +64,7 @@ func (w *WebServer) Stop() {
 // Boot is one power-on of the VM by the BMC.
 type Boot struct {
 	Started time.Time
-	VM      *kernelconfig.VM
+	VM      *boottest.VM
 	Console *Console
 	State   string // the node's provision_state when it was powered on
 }
@@ -75,7 +75,7 @@ type Boot struct {
 type BMC struct {
 	ir   *Ironic
 	uuid string
-	vm   func(console *Console) (*kernelconfig.VM, error)
+	vm   func(console *Console) (*boottest.VM, error)
 
 	mu    sync.Mutex
 	boots []*Boot
@@ -88,7 +88,7 @@ type BMC struct {
 var waitStates = map[string]bool{"inspect wait": true, "clean wait": true, "wait call-back": true, "service wait": true}
 
 // StartBMC starts polling node uuid; vm starts one QEMU boot writing its console to console.
-func StartBMC(ctx context.Context, ir *Ironic, uuid string, vm func(console *Console) (*kernelconfig.VM, error)) *BMC {
+func StartBMC(ctx context.Context, ir *Ironic, uuid string, vm func(console *Console) (*boottest.VM, error)) *BMC {
 	ctx, cancel := context.WithCancel(ctx)
 	b := &BMC{ir: ir, uuid: uuid, vm: vm, stop: cancel, done: make(chan struct{})}
 	go b.run(ctx)
@@ -129,7 +129,7 @@ func (b *BMC) run(ctx context.Context) {
 }
 
 // running returns the VM of the last boot if QEMU is still running.
-func (b *BMC) running() *kernelconfig.VM {
+func (b *BMC) running() *boottest.VM {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.boots) == 0 {

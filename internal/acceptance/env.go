@@ -3,7 +3,7 @@
 // registry over TLS, the real ironic-python-agent in a TEST IMAGE built around the project's
 // own kernel, modules and rootfs overlay, and QEMU netbooting it through iPXE — all inside a
 // network namespace the test creates. The expensive trees are cached under
-// ${IPA_OCI_CACHE:-~/.cache/ipa-oci}/ironic by content hash.
+// the cache directory's ironic/ (internal/cachedir) by content hash.
 package acceptance
 
 import (
@@ -20,7 +20,9 @@ import (
 	"strings"
 	"sync"
 
-	kernelconfig "github.com/ipa-oci/ipa-oci/kernel-config"
+	"github.com/ipa-oci/ipa-oci/internal/boottest"
+	"github.com/ipa-oci/ipa-oci/internal/cachedir"
+	"github.com/ipa-oci/ipa-oci/internal/kernelconfig"
 )
 
 // Artifacts are the inputs of the acceptance test, built or taken from the cache.
@@ -91,7 +93,7 @@ func ImageExtraDir(repoRoot string) string {
 // tree and the kernel build (their cache names are content hashes), the overlay, the extra
 // files and the script.
 func testImage(ctx context.Context, repoRoot, modules, agentRoot string) (string, error) {
-	cache, err := kernelconfig.CacheDir()
+	cache, err := cachedir.Dir()
 	if err != nil {
 		return "", err
 	}
@@ -111,7 +113,7 @@ func testImage(ctx context.Context, repoRoot, modules, agentRoot string) (string
 		return out, nil
 	}
 	// mk-test-initramfs.sh writes OUT.tmp.PID and renames it: never half-written under out.
-	_, err = kernelconfig.BuildTestInitramfs(ctx, kernelconfig.TestInitramfsOptions{
+	_, err = boottest.BuildTestInitramfs(ctx, boottest.TestInitramfsOptions{
 		ModulesDir: modules, Output: out, ExtraDir: ImageExtraDir(repoRoot),
 		BaseRoot: agentRoot, Busybox: filepath.Join(agentRoot, "usr", "bin", "busybox"), Compress: "zstd",
 	})

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipa-oci/ipa-oci/internal/boottest"
 	"github.com/ipa-oci/ipa-oci/internal/netns"
 	"github.com/ipa-oci/ipa-oci/internal/testenv"
-	kernelconfig "github.com/ipa-oci/ipa-oci/kernel-config"
 )
 
 // envNamespace tells the test binary that it runs inside the test's network namespace (the
@@ -343,10 +343,10 @@ func keepLog(t *testing.T, name, text string) {
 
 // vmStarter returns the BMC's power-on: QEMU TCG netbooting through its NIC's iPXE ROM,
 // chained to Ironic's boot.ipxe, with the agent's port forwarded from 10.0.2.2:9999.
-func vmStarter(ctx context.Context, art Artifacts, mac, disk, workDir string) func(*Console) (*kernelconfig.VM, error) {
-	return func(c *Console) (*kernelconfig.VM, error) {
-		return kernelconfig.StartVM(ctx, kernelconfig.VMConfig{
-			Netboot:    &kernelconfig.Netboot{Bootfile: fmt.Sprintf("http://%s:%d/boot.ipxe", GuestHost, HTTPRootPort)},
+func vmStarter(ctx context.Context, art Artifacts, mac, disk, workDir string) func(*Console) (*boottest.VM, error) {
+	return func(c *Console) (*boottest.VM, error) {
+		return boottest.StartVM(ctx, boottest.VMConfig{
+			Netboot:    &boottest.Netboot{Bootfile: fmt.Sprintf("http://%s:%d/boot.ipxe", GuestHost, HTTPRootPort)},
 			NetOptions: []string{fmt.Sprintf("hostfwd=tcp:%s:%d-:%d", GuestHost, AgentPort, AgentPort)},
 			MAC:        mac, Disk: "virtio-blk", DiskImage: disk, DiskSizeMiB: vmDiskMiB,
 			MemoryMiB: vmMemoryMiB, CPUs: vmCPUs, WorkDir: workDir, Serial: c,
@@ -605,7 +605,7 @@ func negativeCells(ctx context.Context, t *testing.T, s *stack, ir *Ironic, sett
 			}
 			provision(ctx, t, ir, n.UUID, "manage", 2*time.Minute, "manageable")
 			booted := false
-			bmc := StartBMC(ctx, ir, n.UUID, func(*Console) (*kernelconfig.VM, error) {
+			bmc := StartBMC(ctx, ir, n.UUID, func(*Console) (*boottest.VM, error) {
 				booted = true
 				return nil, fmt.Errorf("node %s must not boot", c.name)
 			})

@@ -1,5 +1,7 @@
-// Package progress draws the progress bar of one blob transfer on a terminal
-// (github.com/schollz/progressbar). A nil *Bar draws nothing, so callers need no checks.
+// Package progress draws progress on a terminal with github.com/schollz/progressbar, the one
+// library for it: Bar, the bar of one blob transfer (uploads in images/store, downloads in
+// images/bootdir), and Status, the spinner line of a build (builder/). A nil *Bar or *Status
+// draws nothing, so callers need no checks.
 package progress
 
 import (
@@ -48,4 +50,54 @@ func (b *Bar) Finish() {
 	if b != nil {
 		_ = b.bar.Finish()
 	}
+}
+
+// Status is one status line on a terminal for work of unknown length (a build): a spinner,
+// a description the caller replaces as the work moves on, and the elapsed time, drawn with
+// progressbar's indeterminate mode. It is redrawn only when the caller says so (no timer), so
+// a caller that clears it before writing a log line and updates it after gets log lines
+// printed cleanly above it. A nil *Status draws nothing.
+type Status struct {
+	bar         *progressbar.ProgressBar
+	shown, done bool
+}
+
+// NewStatus returns a status line drawn on w; nil when w is nil (no terminal).
+func NewStatus(w io.Writer) *Status {
+	if w == nil {
+		return nil
+	}
+	return &Status{bar: progressbar.NewOptions64(-1,
+		progressbar.OptionSetWriter(w), progressbar.OptionSpinnerType(14),
+		progressbar.OptionSetSpinnerChangeInterval(0), // redraw on Update only: no goroutine writing between a Clear and a log line
+		progressbar.OptionUseANSICodes(true), progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionSetPredictTime(false))}
+}
+
+// Update sets the description and redraws the line (the spinner moves one step).
+func (s *Status) Update(description string) {
+	if s == nil || s.done {
+		return
+	}
+	s.bar.Describe(description)
+	s.shown = true
+}
+
+// Clear erases the line (before a log line is written); the next Update draws it again.
+func (s *Status) Clear() {
+	if s == nil || !s.shown {
+		return
+	}
+	_ = s.bar.Clear()
+	s.shown = false
+}
+
+// Done erases the line for good: later Updates draw nothing.
+func (s *Status) Done() {
+	if s == nil {
+		return
+	}
+	s.Clear()
+	s.done = true
+	_ = s.bar.Exit()
 }

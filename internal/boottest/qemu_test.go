@@ -1,4 +1,4 @@
-package kernelconfig
+package boottest
 
 import (
 	"os"

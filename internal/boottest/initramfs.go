@@ -1,10 +1,12 @@
-package kernelconfig
+package boottest
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/ipa-oci/ipa-oci/internal/kernelconfig"
 )
 
 // TestInitramfsOptions configures BuildTestInitramfs.
@@ -28,7 +30,7 @@ type TestInitramfsOptions struct {
 
 // BuildTestInitramfs assembles the boot-test initramfs with scripts/mk-test-initramfs.sh:
 // busybox-static, the kernel modules, the project's rootfs overlay (the real init scripts of
-// the Buildroot image) and the stand-in agent kernel-config/testdata/ipa-standin-agent as
+// the Buildroot image) and the stand-in agent internal/boottest/testdata/ipa-standin-agent as
 // /usr/bin/ironic-python-agent. It returns opts.Output.
 func BuildTestInitramfs(ctx context.Context, opts TestInitramfsOptions) (string, error) {
 	if opts.ModulesDir == "" || opts.Output == "" {
@@ -48,7 +50,7 @@ func BuildTestInitramfs(ctx context.Context, opts TestInitramfsOptions) (string,
 	if opts.Compress != "" {
 		env = append(env, "COMPRESS="+opts.Compress)
 	}
-	if _, err := runScriptEnv(ctx, nil, env, "mk-test-initramfs.sh", args...); err != nil {
+	if _, err := kernelconfig.RunScript(ctx, nil, env, "mk-test-initramfs.sh", args...); err != nil {
 		return "", fmt.Errorf("test initramfs %s: %w", opts.Output, err)
 	}
 	if _, err := os.Stat(opts.Output); err != nil {
@@ -61,7 +63,7 @@ func BuildTestInitramfs(ctx context.Context, opts TestInitramfsOptions) (string,
 // scripts/fetch-arm64-busybox.sh (apt-get download busybox-static:arm64, adding the arm64
 // dpkg architecture if needed) and cached under $IPA_OCI_CACHE/busybox-arm64/.
 func FetchArm64Busybox(ctx context.Context) (string, error) {
-	p, err := runScript(ctx, nil, "fetch-arm64-busybox.sh")
+	p, err := kernelconfig.RunScript(ctx, nil, nil, "fetch-arm64-busybox.sh")
 	if err != nil {
 		return "", fmt.Errorf("arm64 busybox-static: %w", err)
 	}

@@ -1,4 +1,4 @@
-package kernelconfig
+package boottest
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/ipa-oci/ipa-oci/internal/kernelconfig"
 )
 
 // TestMkTestInitramfsRelativeAndReproducible runs scripts/mk-test-initramfs.sh with a relative
@@ -14,7 +16,7 @@ import (
 // 0) from two module trees with different mtimes: both runs must write their OUTPUT, byte for
 // byte the same.
 func TestMkTestInitramfsRelativeAndReproducible(t *testing.T) {
-	root, err := RepoRoot()
+	root, err := kernelconfig.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,11 @@
-package kernelconfig
+// Package boottest boots the project's kernel and initramfs the way a PXE host would, for
+// the tests and for cmd/ipa-boot-check: StartVM runs QEMU (x86_64 pc or arm64 virt; SeaBIOS,
+// OVMF or AAVMF; any NIC model and disk controller; optional netboot), LookupServer plays the
+// Ironic API endpoint the agent's lookup request reaches, BuildTestInitramfs assembles a test
+// initramfs around the project's real init scripts and the stand-in agent (testdata/). The
+// boot tests (TestBootMatrix, TestBootArm64) and the tests of the init's shell code live here;
+// the kernel itself comes from internal/kernelconfig.
+package boottest
 
 import (
 	"bytes"
@@ -13,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ipa-oci/ipa-oci/internal/fsutil"
 )
 
 // Firmware selects the machine firmware of a VM.
@@ -181,7 +190,7 @@ func QEMUArgs(cfg VMConfig) ([]string, error) {
 	case "", FirmwareBIOS:
 	case FirmwareUEFI:
 		vars := filepath.Join(cfg.WorkDir, filepath.Base(varsTemplate))
-		if err := copyFile(varsTemplate, vars); err != nil {
+		if err := fsutil.CopyFileAtomic(varsTemplate, vars); err != nil {
 			return nil, fmt.Errorf("qemu: UEFI variable store (apt-get install %s): %w", fwPkg, err)
 		}
 		if _, err := os.Stat(code); err != nil {
@@ -375,14 +384,6 @@ func (vm *VM) Stop() {
 	}
 	_ = vm.cmd.Process.Kill()
 	<-vm.done
-}
-
-func copyFile(src, dst string) error {
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(dst, b, 0o644)
 }
 
 func makeSparse(path string, size int64) error {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ipa-oci/ipa-oci/internal/testenv"
 )
 
 // TestKernelConfigEditRoundTrip is docs/customise.md's "add a kernel module" on the real
@@ -40,17 +42,17 @@ func TestKernelConfigEditRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	obj := filepath.Join(dir, "obj")
-	if _, err := runScript(ctx, nil, "kernel-build.sh", "config", "x86_64", obj, edited); err != nil {
+	if _, err := RunScript(ctx, nil, nil, "kernel-build.sh", "config", "x86_64", obj, edited); err != nil {
 		t.Fatal(err)
 	}
-	src, err := runScript(ctx, nil, "kernel-build.sh", "source")
+	src, err := RunScript(ctx, nil, nil, "kernel-build.sh", "source")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.CommandContext(ctx, filepath.Join(src, "scripts", "config"), "--file", filepath.Join(obj, ".config"), "--module", "DUMMY").CombinedOutput(); err != nil {
 		t.Fatalf("scripts/config --module DUMMY: %v\n%s", err, out)
 	}
-	if _, err := runScript(ctx, nil, "kernel-build.sh", "savedefconfig", "x86_64", obj, edited); err != nil {
+	if _, err := RunScript(ctx, nil, nil, "kernel-build.sh", "savedefconfig", "x86_64", obj, edited); err != nil {
 		t.Fatal(err)
 	}
 	saved, err := os.ReadFile(edited)
@@ -58,10 +60,10 @@ func TestKernelConfigEditRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	if strings.Count(string(saved), "\nCONFIG_DUMMY=m\n") != 1 || strings.Replace(string(saved), "CONFIG_DUMMY=m\n", "", 1) != string(orig) {
-		t.Fatalf("saved config is not the committed one plus CONFIG_DUMMY=m:\n%s", diffConfig(string(orig), string(saved)))
+		t.Fatalf("saved config is not the committed one plus CONFIG_DUMMY=m:\n%s", testenv.DiffLines(string(orig), string(saved)))
 	}
 
-	dirOut, err := runScript(ctx, testLogWriter{t}, "kernel-build.sh", "build-config", edited, "x86_64")
+	dirOut, err := RunScript(ctx, t.Output(), nil, "kernel-build.sh", "build-config", edited, "x86_64")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +102,7 @@ func TestKernelConfigEditRoundTrip(t *testing.T) {
 		t.Errorf("the incremental build compiled %d objects (want dummy.o and few others): %v", len(names), names)
 	}
 	// The committed config's build (cached: the incremental build needed it) and its cold time.
-	base, err := runScript(ctx, nil, "kernel-build.sh", "build-config", committed, "x86_64")
+	base, err := RunScript(ctx, nil, nil, "kernel-build.sh", "build-config", committed, "x86_64")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,28 +123,4 @@ func mustReadFileT(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// diffConfig lists the lines only in a or only in b.
-func diffConfig(a, b string) string {
-	set := func(s string) map[string]bool {
-		m := map[string]bool{}
-		for _, l := range strings.Split(s, "\n") {
-			m[l] = true
-		}
-		return m
-	}
-	sa, sb := set(a), set(b)
-	var out []string
-	for _, l := range strings.Split(a, "\n") {
-		if !sb[l] {
-			out = append(out, "- "+l)
-		}
-	}
-	for _, l := range strings.Split(b, "\n") {
-		if !sa[l] {
-			out = append(out, "+ "+l)
-		}
-	}
-	return strings.Join(out, "\n")
 }

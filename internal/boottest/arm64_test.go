@@ -1,4 +1,4 @@
-package kernelconfig
+package boottest
 
 import (
 	"compress/gzip"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ipa-oci/ipa-oci/internal/kernelconfig"
 )
 
 // TestBootArm64 builds the arm64 kernel (cross-compiled with aarch64-linux-gnu-gcc), a test
@@ -23,7 +25,7 @@ func TestBootArm64(t *testing.T) {
 		t.Skip("arm64 kernel build and QEMU boots skipped in -short mode")
 	}
 	ctx := context.Background()
-	kernel, modules, err := BuildKernel(ctx, WithArch("arm64"), WithBuildLog(testLogWriter{t}))
+	kernel, modules, err := kernelconfig.BuildKernel(ctx, kernelconfig.WithArch("arm64"), kernelconfig.WithBuildLog(t.Output()))
 	if err != nil {
 		t.Fatal(err)
 	}

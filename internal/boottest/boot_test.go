@@ -1,162 +1,16 @@
-package kernelconfig
+package boottest
 
 import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ipa-oci/ipa-oci/internal/kernelconfig"
 )
-
-// requiredSymbols are what issue 4 asks of both kernels (y or m).
-func requiredSymbols(arch string) []string {
-	common := []string{
-		"EFI", "EFI_STUB", "EFIVAR_FS", "DEVTMPFS", "BLK_DEV_INITRD", "RD_GZIP", "RD_XZ", "RD_ZSTD",
-		"MODULES", "MODULE_COMPRESS_XZ", "SERIAL_8250_CONSOLE",
-		"INET", "IPV6", "VLAN_8021Q", "PACKET",
-		"IPMI_HANDLER", "IPMI_DEVICE_INTERFACE", "IPMI_SI",
-		"DM_MULTIPATH", "MD_RAID0", "MD_RAID1", "MD_RAID456", "MD_RAID10",
-		"EXT4_FS", "XFS_FS", "VFAT_FS",
-		"E1000", "E1000E", "IGB", "IXGBE", "I40E", "ICE", "BNXT", "TIGON3", "MLX4_EN", "MLX5_CORE",
-		"MLX5_CORE_EN", "VIRTIO_NET", "VMXNET3", "8139CP", "8139TOO",
-		"SATA_AHCI", "BLK_DEV_NVME", "VIRTIO_BLK", "SCSI_VIRTIO", "MEGARAID_SAS",
-		"SCSI_MPT3SAS", "FUSION_SAS", "FUSION_SPI", "SCSI_SMARTPQI", "SCSI_HPSA", "SCSI_AACRAID",
-		"SCSI_SYM53C8XX_2", "BLK_DEV_SD",
-	}
-	switch arch {
-	case "x86_64":
-		return append(common, "KERNEL_XZ", "ATA_PIIX", "X86_64", "ACPI")
-	case "arm64":
-		return append(common, "SERIAL_AMBA_PL011_CONSOLE", "ACPI", "PCI_HOST_GENERIC")
-	}
-	return common
-}
-
-func TestDroppedNamesEachSymbol(t *testing.T) {
-	want, err := ParseConfig(strings.NewReader("CONFIG_A=y\nCONFIG_B=m\n# CONFIG_C is not set\nCONFIG_D=\"x\"\nCONFIG_E=y\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := ParseConfig(strings.NewReader("CONFIG_A=y\nCONFIG_B=y\nCONFIG_C=y\nCONFIG_D=\"x\"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := Dropped(want, got)
-	wantD := []string{"CONFIG_B: want m, got y", "CONFIG_C: want n, got y", "CONFIG_E: want y, got unset"}
-	if strings.Join(d, "|") != strings.Join(wantD, "|") {
-		t.Fatalf("Dropped = %q, want %q", d, wantD)
-	}
-}
-
-// TestConfigSymbolsSurviveOlddefconfig runs `make olddefconfig` on each config against the
-// real 6.12 source and fails naming every symbol whose value did not survive.
-func TestConfigSymbolsSurviveOlddefconfig(t *testing.T) {
-	for _, arch := range Arches() {
-		t.Run(arch, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-			defer cancel()
-			cfg, err := ConfigPath(arch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := ParseConfigFile(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(want) < 50 {
-				t.Fatalf("%s has only %d symbols", cfg, len(want))
-			}
-			resolved, err := ResolveConfig(ctx, arch, t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := ParseConfigFile(resolved)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, d := range Dropped(want, got) {
-				t.Errorf("%s: olddefconfig dropped %s", filepath.Base(cfg), d)
-			}
-			have := map[string]string{}
-			for _, s := range got {
-				have[s.Name] = s.Value
-			}
-			for _, name := range requiredSymbols(arch) {
-				if v := have["CONFIG_"+name]; v != "y" && v != "m" {
-					t.Errorf("%s: required CONFIG_%s is %q after olddefconfig, want y or m", arch, name, v)
-				}
-			}
-		})
-	}
-}
-
-// TestParseCmdline runs the overlay's ipa_parse_cmdline under BusyBox sh.
-func TestParseCmdline(t *testing.T) {
-	root, err := RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lib := filepath.Join(root, "buildroot-external/board/ipa/rootfs-overlay/usr/lib/ipa/functions.sh")
-	cmdline := filepath.Join(t.TempDir(), "cmdline")
-	if err := os.WriteFile(cmdline, []byte("BOOT_IMAGE=/k console=ttyS0 ipa-api-url=http://192.0.2.1:6385 "+
-		"ipa-inspection-callback-url=http://192.0.2.1:5050/v1/continue ipa-debug=1 ipa-insecure "+
-		"ipa-global-request-id=req-1 BOOTIF=01-52-54-00-AB-CD-EF ipa-agent-token=it's ipa-bad$key=1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	script := `. "$1"; ipa_parse_cmdline "$2" >"$2.env"; . "$2.env"; ` +
-		`printf '%s\n' "$ipa_api_url" "$ipa_inspection_callback_url" "$ipa_debug" "$ipa_insecure" ` +
-		`"$ipa_global_request_id" "$(ipa_bootif_mac)" "$ipa_agent_token"; ipa_is_true "$ipa_debug" && echo debug`
-	out, err := exec.Command("busybox", "sh", "-c", script, "sh", lib, cmdline).CombinedOutput()
-	if err != nil {
-		t.Fatalf("busybox sh: %v\n%s", err, out)
-	}
-	want := "http://192.0.2.1:6385\nhttp://192.0.2.1:5050/v1/continue\n1\n1\nreq-1\n52:54:00:ab:cd:ef\nit's\ndebug\n"
-	if string(out) != want {
-		t.Fatalf("parsed cmdline:\n%s\nwant:\n%s", out, want)
-	}
-}
-
-// TestShellSyntax checks every shell script this package and the overlay ship with sh -n.
-func TestShellSyntax(t *testing.T) {
-	root, err := RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var files []string
-	for _, pat := range []string{
-		"buildroot-external/board/ipa/rootfs-overlay/etc/init.d/*",
-		"buildroot-external/board/ipa/rootfs-overlay/usr/sbin/*",
-		"buildroot-external/board/ipa/rootfs-overlay/usr/share/ipa/*",
-		"buildroot-external/board/ipa/rootfs-overlay/usr/lib/ipa/*.sh",
-		"buildroot-external/board/ipa/*.sh",
-		"kernel-config/testdata/ipa-standin-agent",
-		"scripts/*.sh",
-	} {
-		m, _ := filepath.Glob(filepath.Join(root, pat))
-		files = append(files, m...)
-	}
-	if len(files) < 10 {
-		t.Fatalf("only %d scripts found: %v", len(files), files)
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sh := "sh"
-		if strings.HasPrefix(string(b), "#!/usr/bin/env bash") || strings.HasPrefix(string(b), "#!/bin/bash") {
-			sh = "bash"
-		} else if fi, _ := os.Stat(f); fi != nil && !strings.HasSuffix(f, ".sh") && fi.Mode()&0o111 == 0 {
-			t.Errorf("%s is not executable", f)
-		}
-		if out, err := exec.Command(sh, "-n", f).CombinedOutput(); err != nil {
-			t.Errorf("%s -n %s: %v\n%s", sh, f, err, out)
-		}
-	}
-}
 
 // bootCell is one cell of the QEMU device matrix.
 type bootCell struct {
@@ -191,7 +45,7 @@ func TestBootMatrix(t *testing.T) {
 		t.Skip("kernel build and QEMU boots skipped in -short mode")
 	}
 	ctx := context.Background()
-	kernel, modules, err := BuildKernel(ctx, WithBuildLog(testLogWriter{t}))
+	kernel, modules, err := kernelconfig.BuildKernel(ctx, kernelconfig.WithBuildLog(t.Output()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,13 +231,6 @@ func exitState(vm *VM) string {
 	default:
 		return "still running"
 	}
-}
-
-type testLogWriter struct{ t *testing.T }
-
-func (w testLogWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // agentArgs is the kernel command line of a boot test: serial console, panic reboots, and the

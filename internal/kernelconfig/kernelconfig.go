@@ -1,10 +1,10 @@
-// Package kernelconfig holds the Linux 6.12 kernel configurations of the IPA ramdisk
-// (x86_64.config, arm64.config, savedefconfig-style, derived from tinyconfig) and the
-// helpers that check, build and boot them: BuildKernel compiles the x86_64 kernel with
-// scripts/kernel-build.sh (cached by config hash), BuildTestInitramfs assembles a test
-// initramfs around the project's real init scripts, StartVM boots it under QEMU (SeaBIOS or
-// OVMF, any NIC model and disk controller, optional netboot) and LookupServer plays the
-// Ironic API endpoint the agent's lookup request reaches.
+// Package kernelconfig checks and builds the project's Linux 6.12 kernel configurations
+// (kernel-config/x86_64.config and arm64.config, savedefconfig-style, derived from tinyconfig)
+// with the shell scripts that do the work: ParseConfig and Dropped compare a configuration
+// with what `make olddefconfig` made of it (ResolveConfig), BuildKernel compiles one with
+// scripts/kernel-build.sh (cached by config hash), RunScript runs any of scripts/. Test and
+// development code: it finds the repository with `go env GOMOD`, so it runs from inside the
+// source tree only.
 package kernelconfig
 
 import (
@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 )
@@ -25,42 +24,22 @@ import (
 // Arches returns the architectures with a kernel configuration in this directory.
 func Arches() []string { return []string{"x86_64", "arm64"} }
 
-// RepoRoot returns the root of the ipa-oci source tree (the directory holding go.mod),
-// found from this source file's location, or from the working directory when the package is
-// used from a built binary without sources.
+// RepoRoot returns the root of the ipa-oci source tree: the directory of the go.mod that
+// `go env GOMOD` names from the working directory (a test's package directory).
 func RepoRoot() (string, error) {
-	var starts []string
-	if _, file, _, ok := runtime.Caller(0); ok {
-		starts = append(starts, filepath.Dir(file))
-	}
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	for _, dir := range starts {
-		for d := dir; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				if _, err := os.Stat(filepath.Join(d, "kernel-config")); err == nil {
-					return d, nil
-				}
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	return "", errors.New("ipa-oci source tree not found: run from inside the repository")
-}
-
-// CacheDir returns ${IPA_OCI_CACHE:-$HOME/.cache/ipa-oci}.
-func CacheDir() (string, error) {
-	if d := os.Getenv("IPA_OCI_CACHE"); d != "" {
-		return d, nil
-	}
-	home, err := os.UserHomeDir()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
-		return "", fmt.Errorf("cache directory: set IPA_OCI_CACHE or HOME: %w", err)
+		return "", fmt.Errorf("go env GOMOD: %w", err)
 	}
-	return filepath.Join(home, ".cache", "ipa-oci"), nil
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("ipa-oci source tree not found: run from inside the repository")
+	}
+	root := filepath.Dir(mod)
+	if _, err := os.Stat(filepath.Join(root, "kernel-config")); err != nil {
+		return "", fmt.Errorf("%s is not the ipa-oci source tree (no kernel-config/): run from inside the repository", root)
+	}
+	return root, nil
 }
 
 // ConfigPath returns the path of kernel-config/<arch>.config.
@@ -142,7 +121,7 @@ func Dropped(want, got []Symbol) []string {
 // linux-source tarball (scripts/kernel-build.sh config) in outDir and returns the resolved
 // .config path.
 func ResolveConfig(ctx context.Context, arch, outDir string) (string, error) {
-	out, err := runScript(ctx, nil, "kernel-build.sh", "config", arch, outDir)
+	out, err := RunScript(ctx, nil, nil, "kernel-build.sh", "config", arch, outDir)
 	if err != nil {
 		return "", fmt.Errorf("make olddefconfig for %s: %w", arch, err)
 	}
@@ -172,7 +151,7 @@ func BuildKernel(ctx context.Context, opts ...BuildOption) (kernelPath, modulesD
 	for _, opt := range opts {
 		opt(&o)
 	}
-	dir, err := runScript(ctx, o.log, "kernel-build.sh", "build", o.arch)
+	dir, err := RunScript(ctx, o.log, nil, "kernel-build.sh", "build", o.arch)
 	if err != nil {
 		return "", "", fmt.Errorf("build %s kernel: %w", o.arch, err)
 	}
@@ -190,14 +169,10 @@ func BuildKernel(ctx context.Context, opts ...BuildOption) (kernelPath, modulesD
 	return kernelPath, modulesDir, nil
 }
 
-// runScript runs scripts/<name> and returns the last line of its stdout; stderr goes to
-// logw (if not nil) and into the error on failure.
-func runScript(ctx context.Context, logw io.Writer, name string, args ...string) (string, error) {
-	return runScriptEnv(ctx, logw, nil, name, args...)
-}
-
-// runScriptEnv is runScript with env (KEY=value) added to the process environment.
-func runScriptEnv(ctx context.Context, logw io.Writer, env []string, name string, args ...string) (string, error) {
+// RunScript runs scripts/<name> with env (KEY=value) added to the process environment and
+// returns the last line of its stdout; stderr goes to logw (if not nil) and, on failure, into
+// the error.
+func RunScript(ctx context.Context, logw io.Writer, env []string, name string, args ...string) (string, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return "", err

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	kernelconfig "github.com/ipa-oci/ipa-oci/kernel-config"
+	"github.com/ipa-oci/ipa-oci/internal/boottest"
 )
 
 func main() {
@@ -52,7 +52,7 @@ func run() int {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	srv, err := kernelconfig.NewLookupServerAt(*listen)
+	srv, err := boottest.NewLookupServerAt(*listen)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ipa-boot-check:", err)
 		return 1
@@ -78,30 +78,30 @@ func run() int {
 		defer f.Close()
 		out = append(out, f)
 	}
-	fw := kernelconfig.FirmwareBIOS
+	fw := boottest.FirmwareBIOS
 	console := "console=ttyS0,115200"
 	if *uefi {
-		fw = kernelconfig.FirmwareUEFI
+		fw = boottest.FirmwareUEFI
 	}
 	args := []string{console, "panic=-1", "ipa-api-url=" + srv.GuestURL(),
 		"BOOTIF=01-" + strings.ReplaceAll(strings.ToLower(*mac), ":", "-")}
 	if *extra != "" {
 		args = append(args, *extra)
 	}
-	cfg := kernelconfig.VMConfig{
+	cfg := boottest.VMConfig{
 		Firmware: fw, NICModel: *nic, MAC: *mac, Disk: *disk,
 		MemoryMiB: *mem, CPUs: *cpus, WorkDir: work, Serial: io.MultiWriter(out...),
 	}
 	if *tftp != "" {
 		// The kernel command line comes from the iPXE script (ipa-oci pull --kernel-arg).
 		dir, _ := filepath.Abs(*tftp)
-		cfg.Netboot = &kernelconfig.Netboot{TFTPDir: dir, Bootfile: *boot}
+		cfg.Netboot = &boottest.Netboot{TFTPDir: dir, Bootfile: *boot}
 	} else {
 		cfg.Kernel, _ = filepath.Abs(*kernel)
 		cfg.Initrd, _ = filepath.Abs(*initrd)
 		cfg.Append = strings.Join(args, " ")
 	}
-	vm, err := kernelconfig.StartVM(ctx, cfg)
+	vm, err := boottest.StartVM(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ipa-boot-check:", err)
 		return 1
