@@ -40,11 +40,22 @@ if [ ! -f "$conf" ]; then
 fi
 
 ping() { curl -sf --max-time 5 --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; }
+# A service this script started from a directory that is gone since answers pings but starts no
+# container: stop it (by its recorded PID) so that it is started again below.
+old=$(cat "$run/service.pid" 2>/dev/null || true)
+if [ -n "$old" ] && kill -0 "$old" 2>/dev/null && case "$(readlink "/proc/$old/cwd")" in *" (deleted)") true ;; *) false ;; esac; then
+  log "rootless Podman service $old runs in a deleted directory: restarting it"
+  pkill -P "$old" 2>/dev/null || true
+  kill "$old" 2>/dev/null || true
+  for _ in $(seq 1 20); do ping || break; sleep 0.5; done
+fi
 if ! ping; then
   old=$(cat "$run/service.pid" 2>/dev/null || true)
   if [ -n "$old" ] && kill -0 "$old" 2>/dev/null; then kill "$old"; fi
   log "starting rootless podman system service as $user on unix://$sock"
-  as_user sh -c "nohup podman system service --time=0 'unix://$sock' >'$run/service.log' 2>&1 & echo \$! >'$run/service.pid'"
+  # From /: the service outlives this checkout (CI clones afresh), and conmon fails every container
+  # start ("Failed to get working directory") once the directory it was started in is gone.
+  (cd / && as_user sh -c "nohup podman system service --time=0 'unix://$sock' >'$run/service.log' 2>&1 & echo \$! >'$run/service.pid'")
   for _ in $(seq 1 60); do ping && break; sleep 0.5; done
   if ! ping; then
     log "rootless Podman service did not come up; see $run/service.log"
